@@ -1,0 +1,349 @@
+"""The async UAPI client: the only code that speaks HTTP to VoipNow.
+
+Every request goes through ``UapiClient._request``, which adds the OAuth token, sets explicit
+timeouts and turns transport failures and non-2xx answers into ``calls.uapi.errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .errors import UapiAuthError, UapiRejected, UapiUnavailable, describe_code
+from .types import (
+    CallEventSubscription,
+    CallPage,
+    PhoneCall,
+    PhoneCallAction,
+    UpdatedCall,
+    WireFormatError,
+)
+from .wire import EXTENSION_SELF, MAX_COUNT, TOKEN_PATH, USER_ME, ErrorCode
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=5.0, pool=3.0)
+# Renew the token this long before VoipNow says it expires, so a request never races expiry.
+TOKEN_RENEW_MARGIN = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    value: str
+    expires_at: float  # time.monotonic()
+
+
+def _segment(value: str) -> str:
+    # Extension numbers carry "*" and contexts "@": both are legal in a path segment.
+    return quote(value, safe="@*")
+
+
+class UapiClient:
+    """Talks to one VoipNow server as one registered App (OAuth 2.0 client credentials).
+
+    Use as ``async with UapiClient(...) as uapi:`` or call ``aclose()``. ``transport`` lets
+    tests run the emulator in process (``httpx.ASGITransport``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._clock = clock
+        self._token: _Token | None = None
+        self._token_lock = asyncio.Lock()
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=timeout,
+            transport=transport,
+            headers={"Accept": "application/json", "User-Agent": "Callboard/0.1"},
+        )
+
+    async def __aenter__(self) -> UapiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # ---- OAuth -------------------------------------------------------------------------
+
+    async def _access_token(self, *, renew: bool = False) -> str:
+        async with self._token_lock:
+            token = self._token
+            if token and not renew and self._clock() < token.expires_at - TOKEN_RENEW_MARGIN:
+                return token.value
+            self._token = await self._fetch_token()
+            return self._token.value
+
+    async def _fetch_token(self) -> _Token:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self._client_id,
+            "client_secret": self._client_secret,
+            # Sent by VoipNow's own example clients; harmless where ignored.
+            "type": "unifiedapi",
+            "redirect_uri": "",
+        }
+        try:
+            response = await self._http.post(TOKEN_PATH, data=form)
+        except httpx.TimeoutException as exc:
+            raise UapiUnavailable("VoipNow did not answer the token request in time.", timed_out=True) from exc
+        except httpx.HTTPError as exc:
+            raise UapiUnavailable(f"VoipNow could not be reached: {exc.__class__.__name__}.") from exc
+        if response.status_code >= 500:
+            raise UapiUnavailable(f"VoipNow failed the token request ({response.status_code}).", status=response.status_code)
+        body = _json_or_none(response)
+        if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
+            code = str(body.get("error", "")) if isinstance(body, dict) else ""
+            raise UapiAuthError(
+                describe_code(code or ErrorCode.INVALID_CLIENT),
+                status=response.status_code,
+                code=code or ErrorCode.INVALID_CLIENT,
+            )
+        try:
+            lifetime = float(body.get("expires_in") or 3600)
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        return _Token(str(body["access_token"]), self._clock() + lifetime)
+
+    # ---- the choke point ---------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        form: Mapping[str, Any] | None = None,
+    ) -> tuple[int, Any]:
+        """Send one request; answer ``(status, parsed JSON or None)`` for any 2xx.
+
+        A 401/403 is answered before VoipNow did anything, so it alone is retried, once, with a
+        fresh token. Nothing else is retried here: a PUT that timed out may have rung a phone.
+
+        Raises UapiUnavailable (transport failure, timeout, 5xx, unreadable body),
+        UapiAuthError (token refused twice), UapiRejected (any other 4xx, with its UAPI code).
+        """
+        for attempt in (1, 2):
+            token = await self._access_token(renew=attempt == 2)
+            try:
+                response = await self._http.request(
+                    method,
+                    path,
+                    params=params,
+                    json=json,
+                    data=form,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            except httpx.TimeoutException as exc:
+                raise UapiUnavailable("VoipNow did not answer in time.", timed_out=True) from exc
+            except httpx.HTTPError as exc:
+                raise UapiUnavailable(f"VoipNow could not be reached ({exc.__class__.__name__}).") from exc
+            status = response.status_code
+            if status in (401, 403) and attempt == 1:
+                log.info("uapi %s %s answered %s; renewing the token once", method, path, status)
+                continue
+            if status >= 500:
+                code, message = _error_of(response)
+                raise UapiUnavailable(
+                    f"VoipNow failed ({status}{', ' + code if code else ''}). {message}".strip(),
+                    status=status,
+                )
+            if status >= 400:
+                code, message = _error_of(response)
+                error_class = UapiAuthError if status in (401, 403) else UapiRejected
+                raise error_class(describe_code(code, message), status=status, code=code or str(status))
+            if status == 204 or not response.content:
+                return status, None
+            body = _json_or_none(response)
+            if body is None:
+                raise UapiUnavailable("VoipNow answered with a body that is not JSON.", status=status)
+            return status, body
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ---- PhoneCalls --------------------------------------------------------------------
+
+    async def list_calls_page(
+        self,
+        *,
+        user_id: str = USER_ME,
+        extension: str = EXTENSION_SELF,
+        count: int = MAX_COUNT,
+        start_index: int = 0,
+    ) -> CallPage:
+        """One page of List PhoneCalls. Entries that cannot be parsed are logged and skipped,
+        so one bad call never hides the others."""
+        _, body = await self._request(
+            "GET",
+            f"/uapi/phoneCalls/{_segment(user_id)}/{_segment(extension)}",
+            params={"count": count, "startIndex": start_index},
+        )
+        if body is None:
+            return CallPage(calls=(), total=0)
+        if isinstance(body, list):
+            # The v5 docs show collections wrapped in an array; accept both shapes.
+            body = body[0] if body else {}
+        if not isinstance(body, dict):
+            raise UapiUnavailable("VoipNow answered List PhoneCalls with an unexpected shape.")
+        entries = body.get("entry") or []
+        if not isinstance(entries, list):
+            raise UapiUnavailable("VoipNow answered List PhoneCalls without an entry list.")
+        calls: list[PhoneCall] = []
+        for entry in entries:
+            try:
+                calls.append(PhoneCall.from_json(entry))
+            except WireFormatError as exc:
+                log.warning("skipping an unreadable PhoneCall: %s", exc)
+        total = body.get("totalResults")
+        next_url = body.get("next")
+        return CallPage(
+            calls=tuple(calls),
+            total=int(total) if isinstance(total, int | str) and str(total).isdigit() else None,
+            next_url=str(next_url) if next_url else None,
+        )
+
+    async def list_calls(
+        self, *, user_id: str = USER_ME, extension: str = EXTENSION_SELF, page_size: int = MAX_COUNT
+    ) -> tuple[PhoneCall, ...]:
+        """Every live call visible to the app, following pages until VoipNow has no more."""
+        calls: list[PhoneCall] = []
+        start = 0
+        while True:
+            page = await self.list_calls_page(
+                user_id=user_id, extension=extension, count=page_size, start_index=start
+            )
+            calls.extend(page.calls)
+            start += page_size
+            more = page.next_url is not None or (page.total is not None and start < page.total)
+            if not page.calls or not more or start > MAX_COUNT:
+                return tuple(calls)
+
+    async def get_call(
+        self, call_id: str, *, user_id: str = USER_ME, extension: str = EXTENSION_SELF
+    ) -> PhoneCall | None:
+        """The live call with this id, or None when VoipNow no longer has it."""
+        _, body = await self._request(
+            "GET", f"/uapi/phoneCalls/{_segment(user_id)}/{_segment(extension)}/{_segment(call_id)}"
+        )
+        if body is None:
+            return None
+        entries = body.get("entry") if isinstance(body, dict) else body
+        if isinstance(entries, list):
+            body = entries[0] if entries else None
+        if body is None:
+            return None
+        try:
+            return PhoneCall.from_json(body)
+        except WireFormatError as exc:
+            raise UapiUnavailable(f"VoipNow answered with an unreadable PhoneCall: {exc}.") from exc
+
+    async def update_call(
+        self, *, user_id: str, extension: str, call_id: str, action: PhoneCallAction
+    ) -> UpdatedCall:
+        """PUT a PhoneCallAction (BargeIn, Whisper, Monitor, ...) on a call.
+
+        Returns the UpdatedCall VoipNow answers. Raises UapiRejected with the UAPI code when
+        VoipNow refuses it, UapiUnavailable when it could not be asked or did not answer.
+        """
+        path = f"/uapi/phoneCalls/{_segment(user_id)}/{_segment(extension)}/{_segment(call_id)}"
+        _, body = await self._request("PUT", path, json=action.to_json())
+        if body is None:
+            return UpdatedCall(id=call_id, extension=extension)
+        try:
+            return UpdatedCall.from_json(body)
+        except WireFormatError:
+            # The request was accepted (2xx); an odd body does not undo that.
+            log.warning("PUT %s accepted with an unexpected body", path)
+            return UpdatedCall(id=call_id, extension=extension)
+
+    async def hang_up(
+        self, *, call_id: str, user_id: str = USER_ME, extension: str = EXTENSION_SELF
+    ) -> bool:
+        """DELETE the call; True when VoipNow hung something up."""
+        path = f"/uapi/phoneCalls/{_segment(user_id)}/{_segment(extension)}/{_segment(call_id)}"
+        status, _ = await self._request("DELETE", path)
+        return status != 204
+
+    # ---- PhoneCallEvents ---------------------------------------------------------------
+
+    async def list_call_events(
+        self, *, extension: str, user_id: str = USER_ME
+    ) -> tuple[CallEventSubscription, ...]:
+        """The Call Event registrations of an extension."""
+        _, body = await self._request(
+            "GET", f"/uapi/extensions/{_segment(user_id)}/{_segment(extension)}/phoneCallEvents"
+        )
+        if body is None:
+            return ()
+        entries = body.get("entry", []) if isinstance(body, dict) else body
+        out = []
+        for entry in entries if isinstance(entries, list) else []:
+            try:
+                out.append(CallEventSubscription.from_json(entry))
+            except WireFormatError as exc:
+                log.warning("skipping an unreadable PhoneCallEvent: %s", exc)
+        return tuple(out)
+
+    async def create_call_event(
+        self, *, extension: str, type: int, url: str, method: int = 1, note: str = "",
+        user_id: str = USER_ME,
+    ) -> str:
+        """Register a Call Event callback; returns its id."""
+        _, body = await self._request(
+            "POST",
+            f"/uapi/extensions/{_segment(user_id)}/{_segment(extension)}/phoneCallEvents",
+            json={"type": str(type), "method": str(method), "url": url, "note": note, "status": "1"},
+        )
+        if isinstance(body, list) and body:
+            body = body[0]
+        if not isinstance(body, dict) or "id" not in body:
+            raise UapiUnavailable("VoipNow did not return the id of the new Call Event.")
+        return str(body["id"])
+
+    async def delete_call_event(
+        self, *, extension: str, type: int, event_id: str, user_id: str = USER_ME
+    ) -> None:
+        """Remove one Call Event registration."""
+        await self._request(
+            "DELETE",
+            f"/uapi/extensions/{_segment(user_id)}/{_segment(extension)}/phoneCallEvents/{type}/{_segment(event_id)}",
+        )
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _error_of(response: httpx.Response) -> tuple[str, str]:
+    """``(code, message)`` of VoipNow's ``{"error": {"code", "message"}}`` body, if any."""
+    body = _json_or_none(response)
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("code") or ""), str(error.get("message") or "")
+        if isinstance(error, str):  # OAuth-style {"error": "...", "error_description": "..."}
+            return error, str(body.get("error_description") or "")
+    return "", ""

@@ -1,0 +1,65 @@
+"""Errors the UAPI client raises.
+
+Two kinds matter to callers: the server could not be reached or failed (``UapiUnavailable``:
+try later, and never blindly for a request that may already have rung a phone), and the
+server refused the request (``UapiRejected``: carries VoipNow's error ``code``; retrying the
+same request gets the same answer).
+"""
+
+from __future__ import annotations
+
+from .wire import ErrorCode
+
+
+class UapiError(Exception):
+    """Base of every client error; ``message`` is meant for people."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UapiUnavailable(UapiError):
+    """VoipNow did not answer usefully: connection failure, timeout, 5xx or an unreadable body."""
+
+    def __init__(self, message: str, *, status: int | None = None, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.timed_out = timed_out
+
+
+class UapiRejected(UapiError):
+    """VoipNow answered 4xx; ``code`` is the UAPI error code (``pc_timeout_invalid``, ...)."""
+
+    def __init__(self, message: str, *, status: int, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class UapiAuthError(UapiRejected):
+    """The token was refused (401/403 ``access_denied``) or the app credentials are wrong."""
+
+
+# What each UAPI error code means, in words a supervisor understands.
+CODE_WORDS: dict[str, str] = {
+    ErrorCode.ACCESS_DENIED: "VoipNow refused Callboard's credentials",
+    ErrorCode.USER_INVALID: "VoipNow does not know the user that owns this call",
+    ErrorCode.EXTENSION_INVALID: "VoipNow does not know the extension of this call",
+    ErrorCode.REQUEST_NOT_IMPLEMENTED: "this VoipNow does not support the request",
+    ErrorCode.INTERNAL_SERVER_ERROR: "VoipNow failed internally",
+    ErrorCode.INVALID_CLIENT: "VoipNow does not accept Callboard's app credentials",
+    ErrorCode.PC_TIMEOUT_INVALID: "the time to wait for pickup must be a number of seconds above 0",
+    ErrorCode.PC_CALLERID_INVALID: "the caller ID must look like: John Doe <+3334444>",
+    ErrorCode.PC_PHONECALL_INVALID: "the call no longer exists on VoipNow",
+    ErrorCode.PC_PHONECALLVIEW_INVALID: "that leg of the call no longer exists",
+    ErrorCode.PC_SENDCALLTO_INVALID: (
+        "the extension to ring must be a phone terminal of the call's organization"
+    ),
+    ErrorCode.PC_ACTION_INVALID: "VoipNow does not support this action",
+}
+
+
+def describe_code(code: str, fallback: str = "") -> str:
+    """Words for a UAPI error code; the server's own message when the code is not known."""
+    return CODE_WORDS.get(code, fallback or f"VoipNow refused the request ({code})")

@@ -1,0 +1,231 @@
+"""Typed views of the UAPI's JSON: what the client returns and sends.
+
+Parsing is lenient where VoipNow itself is inconsistent (numbers sent as strings, ``callerID``
+spelled two ways, ``link`` vs ``links``) and strict where a wrong value would mislead a
+supervisor (a call without an id, a view without a status is not a call).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .wire import Action
+
+
+class WireFormatError(ValueError):
+    """The JSON did not have the shape of the resource it should be."""
+
+
+def _opt_str(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    return str(value)
+
+
+def _opt_int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise WireFormatError(f"{key} is not a number: {value!r}") from exc
+
+
+def _opt_date(data: dict[str, Any], key: str) -> datetime | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        # Python 3.11 parses "Z" and offsets.
+        return datetime.fromisoformat(str(value))
+    except ValueError as exc:
+        raise WireFormatError(f"{key} is not a date: {value!r}") from exc
+
+
+def _str_list(data: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key)
+    if value is None:
+        return ()
+    if isinstance(value, str | int):
+        # Some VoipNow clients and servers send a lone number instead of a list.
+        return (str(value),)
+    if not isinstance(value, list):
+        raise WireFormatError(f"{key} is not a list: {value!r}")
+    return tuple(str(v) for v in value)
+
+
+def _required(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if value is None or value == "":
+        raise WireFormatError(f"missing {key}")
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneCallView:
+    """One party's view of a call."""
+
+    id: str
+    extension: str
+    status: int
+    source: tuple[str, ...] = ()
+    destination: tuple[str, ...] = ()
+    flow: int | None = None
+    caller_id: str | None = None
+    ringing: datetime | None = None
+    answered: datetime | None = None
+    recording: datetime | None = None
+    on_hold: datetime | None = None
+    parked: datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> PhoneCallView:
+        if not isinstance(data, dict):
+            raise WireFormatError("a phoneCallView is not an object")
+        status = _opt_int(data, "status")
+        return cls(
+            id=_required(data, "id"),
+            extension=_opt_str(data, "extension") or "",
+            status=0 if status is None else status,
+            source=_str_list(data, "source"),
+            destination=_str_list(data, "destination"),
+            flow=_opt_int(data, "flow"),
+            # The resource page spells it callerID, every payload callerId.
+            caller_id=_opt_str(data, "callerId") or _opt_str(data, "callerID"),
+            ringing=_opt_date(data, "ringing"),
+            answered=_opt_date(data, "answered"),
+            recording=_opt_date(data, "recording"),
+            on_hold=_opt_date(data, "onHold"),
+            parked=_opt_date(data, "parked"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneCall:
+    """A live call as List PhoneCalls returns it."""
+
+    id: str
+    extension: str
+    owner_id: str
+    owner_name: str = ""
+    published: datetime | None = None
+    answered: datetime | None = None
+    views: tuple[PhoneCallView, ...] = ()
+    self_link: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> PhoneCall:
+        if not isinstance(data, dict):
+            raise WireFormatError("a PhoneCall is not an object")
+        views = data.get("phoneCallView") or []
+        if not isinstance(views, list):
+            raise WireFormatError("phoneCallView is not a list")
+        links = data.get("links") or data.get("link") or {}
+        return cls(
+            id=_required(data, "id"),
+            extension=_opt_str(data, "extension") or "",
+            owner_id=_opt_str(data, "ownerId") or "",
+            owner_name=_opt_str(data, "ownerName") or "",
+            published=_opt_date(data, "published"),
+            answered=_opt_date(data, "answered"),
+            views=tuple(PhoneCallView.from_json(v) for v in views),
+            self_link=links.get("self") if isinstance(links, dict) else None,
+        )
+
+    def view(self, view_id: str) -> PhoneCallView | None:
+        return next((v for v in self.views if v.id == view_id), None)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatedCall:
+    """What VoipNow answers to an accepted PhoneCallAction: the call's id and extension."""
+
+    id: str
+    extension: str
+    self_link: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> UpdatedCall:
+        if isinstance(data, list) and data:
+            data = data[0]
+        if isinstance(data, dict) and "entry" in data and isinstance(data["entry"], list):
+            data = data["entry"][0] if data["entry"] else {}
+        if not isinstance(data, dict):
+            raise WireFormatError("the updated PhoneCall is not an object")
+        links = data.get("link") or data.get("links") or {}
+        return cls(
+            id=_required(data, "id"),
+            extension=_opt_str(data, "extension") or "",
+            self_link=links.get("self") if isinstance(links, dict) else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneCallAction:
+    """The PUT payload. Optional fields left ``None`` are not sent, so VoipNow's defaults
+    apply (callerId of the phone terminal, 25 s to pick up)."""
+
+    action: Action
+    phone_call_view_id: str
+    send_call_to: str | None = None
+    caller_id: str | None = None
+    wait_for_pickup: int | None = None
+    private: bool | None = None
+    format: str | None = None
+    max_in_parking: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"action": str(self.action), "phoneCallViewId": self.phone_call_view_id}
+        if self.send_call_to is not None:
+            body["sendCallTo"] = self.send_call_to
+        if self.caller_id is not None:
+            body["callerId"] = self.caller_id
+        if self.wait_for_pickup is not None:
+            # The spec's example sends it as a string ("20").
+            body["waitForPickup"] = str(self.wait_for_pickup)
+        if self.private is not None:
+            body["private"] = self.private
+        if self.format is not None:
+            body["format"] = self.format
+        if self.max_in_parking is not None:
+            body["maxInParking"] = str(self.max_in_parking)
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class CallPage:
+    """One page of List PhoneCalls."""
+
+    calls: tuple[PhoneCall, ...]
+    total: int | None = None
+    next_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallEventSubscription:
+    """A PhoneCallEvent registration on an extension."""
+
+    id: str
+    type: int
+    url: str
+    method: int
+    status: int
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> CallEventSubscription:
+        if not isinstance(data, dict):
+            raise WireFormatError("a PhoneCallEvent is not an object")
+        return cls(
+            id=_required(data, "id"),
+            type=_opt_int(data, "type") or 0,
+            url=_opt_str(data, "url") or "",
+            method=_opt_int(data, "method") or 0,
+            status=1 if _opt_int(data, "status") is None else int(data["status"]),
+            note=_opt_str(data, "note") or "",
+        )
