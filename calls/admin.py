@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import BargeInAttempt, Extension, Organization, Supervisor, Wallboard
+
+
+class ExtensionInline(admin.TabularInline):
+    model = Extension
+    extra = 0
+    fields = ("number", "type", "label", "caller_id")
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ("name", "voipnow_id", "extension_prefix")
+    search_fields = ("name", "voipnow_id", "extension_prefix")
+    inlines = [ExtensionInline]
+
+
+@admin.register(Extension)
+class ExtensionAdmin(admin.ModelAdmin):
+    list_display = ("number", "label", "type", "organization", "caller_id")
+    list_filter = ("organization", "type")
+    search_fields = ("number", "label")
+
+
+class SupervisorForm(forms.ModelForm):
+    class Meta:
+        model = Supervisor
+        fields = ("user", "organization", "phones", "default_caller_id", "default_wait_for_pickup")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        organization = data.get("organization")
+        for phone in data.get("phones") or []:
+            if not phone.is_phone_terminal:
+                self.add_error("phones", f"{phone.number} is not a Phone Terminal extension.")
+            elif organization is not None and phone.organization_id != organization.pk:
+                self.add_error("phones", f"{phone.number} is not an extension of {organization}.")
+        return data
+
+
+@admin.register(Supervisor)
+class SupervisorAdmin(admin.ModelAdmin):
+    form = SupervisorForm
+    list_display = ("user", "organization", "phone_numbers", "default_caller_id")
+    list_filter = ("organization",)
+    filter_horizontal = ("phones",)
+    search_fields = ("user__username",)
+
+    @admin.display(description="phones")
+    def phone_numbers(self, obj: Supervisor) -> str:
+        return ", ".join(p.number for p in obj.phones.all())
+
+
+@admin.register(Wallboard)
+class WallboardAdmin(admin.ModelAdmin):
+    list_display = ("name", "organization", "enabled", "url")
+    list_filter = ("organization", "enabled")
+    filter_horizontal = ("queues",)
+    readonly_fields = ("url",)
+
+    @admin.display(description="address")
+    def url(self, obj: Wallboard) -> str:
+        return f"/wallboard/{obj.token}/" if obj.pk else "(saved first)"
+
+
+@admin.register(BargeInAttempt)
+class BargeInAttemptAdmin(admin.ModelAdmin):
+    """Read-only: an audit that can be edited is no audit."""
+
+    list_display = (
+        "at",
+        "username",
+        "organization",
+        "mode",
+        "phone_call_id",
+        "phone_call_view_id",
+        "send_call_to",
+        "outcome",
+        "http_status",
+        "uapi_code",
+        "latency_ms",
+    )
+    list_filter = ("outcome", "mode", "organization")
+    search_fields = ("username", "phone_call_id", "send_call_to", "uapi_code")
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

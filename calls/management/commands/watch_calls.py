@@ -1,0 +1,32 @@
+"""``python manage.py watch_calls``: keep the live picture of every Organization up to date."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from calls.live import watch
+from calls.uapi.client import UapiClient
+
+
+class Command(BaseCommand):
+    help = "Watch VoipNow's live calls and broadcast changes to the dashboards (one active per deployment)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with UapiClient(
+            settings.UAPI_BASE_URL, settings.UAPI_CLIENT_ID, settings.UAPI_CLIENT_SECRET
+        ) as uapi:
+            await watch(stop, uapi=uapi, channel_layer=get_channel_layer())
+        self.stdout.write("watcher stopped")

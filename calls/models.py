@@ -1,0 +1,217 @@
+"""Who supervises what: organizations, their VoipNow extensions, supervisors, wallboards, and the
+audit of every barge-in attempt."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+from calls.uapi.wire import DEFAULT_WAIT_FOR_PICKUP, EXTENSION_TYPE_LABELS, ExtensionType
+
+# "Name <number>": what VoipNow accepts as a UAPI-Caller-Id (e.g. "John Doe <+3334444>").
+CALLER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .'\-]*\s*<\+?[0-9*]+>$")
+caller_id_validator = RegexValidator(
+    CALLER_ID_RE, "Enter a caller ID of the form Name <number>, e.g. John Doe <+3334444>."
+)
+
+
+class Organization(models.Model):
+    """A VoipNow Organization account: its calls carry ``ownerId`` = ``voipnow_id``."""
+
+    name = models.CharField(max_length=200, unique=True)
+    voipnow_id = models.CharField(
+        "VoipNow id",
+        max_length=64,
+        unique=True,
+        help_text="The Organization's account id in VoipNow: the ownerId of its calls.",
+    )
+    extension_prefix = models.CharField(
+        max_length=8,
+        unique=True,
+        validators=[RegexValidator(r"^\d{3,8}$", "The prefix is the digits before the '*'.")],
+        help_text="The digits before the '*' of the Organization's extensions, e.g. 0001.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+EXTENSION_NUMBER_RE = re.compile(r"^(\d{3,8})\*(\d{3,})$")
+
+
+class Extension(models.Model):
+    """A VoipNow extension of an Organization, in the extended format ``yyyy*zzz``."""
+
+    class Type(models.TextChoices):
+        PHONE_TERMINAL = (
+            ExtensionType.PHONE_TERMINAL,
+            EXTENSION_TYPE_LABELS[ExtensionType.PHONE_TERMINAL],
+        )
+        QUEUE = ExtensionType.QUEUE, EXTENSION_TYPE_LABELS[ExtensionType.QUEUE]
+        IVR = ExtensionType.IVR, EXTENSION_TYPE_LABELS[ExtensionType.IVR]
+        VOICEMAIL_CENTER = (
+            ExtensionType.VOICEMAIL_CENTER,
+            EXTENSION_TYPE_LABELS[ExtensionType.VOICEMAIL_CENTER],
+        )
+        CONFERENCE = ExtensionType.CONFERENCE, EXTENSION_TYPE_LABELS[ExtensionType.CONFERENCE]
+        CALLBACK = ExtensionType.CALLBACK, EXTENSION_TYPE_LABELS[ExtensionType.CALLBACK]
+        CALLING_CARD = ExtensionType.CALLING_CARD, EXTENSION_TYPE_LABELS[ExtensionType.CALLING_CARD]
+        INTERCOM = ExtensionType.INTERCOM, EXTENSION_TYPE_LABELS[ExtensionType.INTERCOM]
+        QUEUE_LOGIN_CENTER = (
+            ExtensionType.QUEUE_LOGIN_CENTER,
+            EXTENSION_TYPE_LABELS[ExtensionType.QUEUE_LOGIN_CENTER],
+        )
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="extensions"
+    )
+    number = models.CharField(
+        max_length=24,
+        unique=True,
+        validators=[
+            RegexValidator(EXTENSION_NUMBER_RE, "Enter the number as yyyy*zzz, e.g. 0001*024.")
+        ],
+    )
+    type = models.CharField("VoipNow type", max_length=16, choices=Type.choices)
+    label = models.CharField(max_length=200, blank=True, help_text="A name people recognize.")
+    caller_id = models.CharField(
+        "caller ID",
+        max_length=200,
+        blank=True,
+        validators=[caller_id_validator],
+        help_text="The extension's caller ID in VoipNow, shown as the default when barging in.",
+    )
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.label}".strip()
+
+    def clean(self) -> None:
+        match = EXTENSION_NUMBER_RE.match(self.number or "")
+        if match and self.organization_id is not None:
+            prefix = self.organization.extension_prefix
+            if match.group(1) != prefix:
+                raise ValidationError(
+                    {"number": f"Extensions of {self.organization} start with {prefix}*."}
+                )
+
+    @property
+    def is_phone_terminal(self) -> bool:
+        return self.type == self.Type.PHONE_TERMINAL
+
+
+class Supervisor(models.Model):
+    """A user who watches an Organization's calls and may barge in from their own phones."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="supervisor"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, related_name="supervisors"
+    )
+    phones = models.ManyToManyField(
+        Extension,
+        blank=True,
+        related_name="supervisors",
+        limit_choices_to={"type": Extension.Type.PHONE_TERMINAL},
+        help_text="Phone Terminal extensions of the same Organization this supervisor may barge in from.",
+    )
+    default_caller_id = models.CharField(
+        "default caller ID",
+        max_length=200,
+        blank=True,
+        validators=[caller_id_validator],
+        help_text="Prefilled when barging in. Empty: VoipNow uses the phone's own caller ID.",
+    )
+    default_wait_for_pickup = models.PositiveIntegerField(
+        "default wait for pickup (s)",
+        default=DEFAULT_WAIT_FOR_PICKUP,
+        validators=[MinValueValidator(1), MaxValueValidator(600)],
+    )
+
+    class Meta:
+        ordering = ["user__username"]
+        permissions = [("barge_in", "Can barge in, whisper and listen on live calls")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.organization})"
+
+
+class Wallboard(models.Model):
+    """A read-only screen of an Organization's queues, reached by an unguessable token."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="wallboards"
+    )
+    name = models.CharField(max_length=200)
+    token = models.CharField(
+        max_length=64, unique=True, default=secrets.token_urlsafe, editable=False
+    )
+    queues = models.ManyToManyField(
+        Extension,
+        blank=True,
+        limit_choices_to={"type": Extension.Type.QUEUE},
+        help_text="Queues shown; none means all of the Organization's queues.",
+    )
+    enabled = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BargeInAttempt(models.Model):
+    """One row per attempt, accepted or refused: the audit admins read."""
+
+    class Mode(models.TextChoices):
+        BARGE = "barge", "Barge in"
+        WHISPER = "whisper", "Whisper"
+        LISTEN = "listen", "Listen"
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending", "Sent, no answer yet"
+        ACCEPTED = "accepted", "Accepted by VoipNow"
+        REFUSED = "refused", "Refused by Callboard"
+        REJECTED = "rejected", "Rejected by VoipNow"
+        UNAVAILABLE = "unavailable", "VoipNow unavailable"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150)
+    organization = models.ForeignKey(
+        Organization, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    phone_call_id = models.CharField(max_length=64, db_index=True)
+    phone_call_view_id = models.CharField(max_length=16, blank=True)
+    target_extension = models.CharField(
+        max_length=24, blank=True, help_text="The extension of the URI: the leg barged in on."
+    )
+    send_call_to = models.CharField(max_length=24, blank=True)
+    caller_id = models.CharField("caller ID", max_length=200, blank=True)
+    wait_for_pickup = models.CharField(max_length=16, blank=True)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.BARGE)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.PENDING)
+    http_status = models.PositiveSmallIntegerField(null=True, help_text="What Callboard answered.")
+    uapi_code = models.CharField("UAPI code", max_length=64, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    latency_ms = models.PositiveIntegerField(
+        null=True, help_text="Time VoipNow took to answer the PUT."
+    )
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["user", "phone_call_id", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.mode} {self.phone_call_id} {self.outcome}"

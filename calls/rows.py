@@ -1,0 +1,118 @@
+"""How a live call is shown: one row, the same for every screen of its Organization.
+
+A row depends only on the call and the Organization's extension labels, never on who looks at
+it, so it is rendered once per change and the same HTML goes to every screen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.template.loader import render_to_string
+
+from calls.uapi.types import PhoneCall, PhoneCallView
+from calls.uapi.wire import VIEW_STATUS_WORDS, ViewStatus
+
+ROW_TEMPLATE = "calls/live.html#call-row"
+GONE_TEMPLATE = "calls/live.html#call-gone"
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """Labels of an Organization's extensions, by number."""
+
+    labels: dict[str, str]
+
+    def label(self, number: str) -> str:
+        return self.labels.get(number, "")
+
+
+EMPTY_DIRECTORY = Directory(labels={})
+
+
+@dataclass(frozen=True, slots=True)
+class ViewRow:
+    id: str
+    extension: str
+    label: str
+    status: int
+    status_words: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallRow:
+    id: str
+    queue: str
+    queue_label: str
+    caller: str
+    agent: str
+    agent_label: str
+    state: str
+    published: datetime | None
+    answered: datetime | None
+    views: tuple[ViewRow, ...]
+
+
+def status_words(status: int) -> str:
+    try:
+        return VIEW_STATUS_WORDS[ViewStatus(status)]
+    except ValueError:
+        return VIEW_STATUS_WORDS[ViewStatus.UNKNOWN]
+
+
+def _caller(call: PhoneCall) -> str:
+    first = call.views[0] if call.views else None
+    if first is None:
+        return ""
+    if first.caller_id:
+        return first.caller_id
+    return ", ".join(first.source)
+
+
+def _agent_view(call: PhoneCall) -> PhoneCallView | None:
+    """The agent's leg: the first view that is not the queue's own (views come in id order)."""
+    return next((v for v in call.views if v.extension and v.extension != call.extension), None)
+
+
+def call_row(call: PhoneCall, directory: Directory) -> CallRow:
+    agent = _agent_view(call)
+    if call.answered or any(v.status == ViewStatus.ON_CALL and v is agent for v in call.views):
+        state = "talking"
+    elif agent is not None and agent.status == ViewStatus.RINGING:
+        state = "ringing"
+    else:
+        state = "waiting"
+    return CallRow(
+        id=call.id,
+        queue=call.extension,
+        queue_label=directory.label(call.extension),
+        caller=_caller(call),
+        agent=agent.extension if agent else "",
+        agent_label=directory.label(agent.extension) if agent else "",
+        state=state,
+        published=call.published,
+        answered=call.answered or (agent.answered if agent else None),
+        views=tuple(
+            ViewRow(
+                id=v.id,
+                extension=v.extension,
+                label=directory.label(v.extension),
+                status=v.status,
+                status_words=status_words(v.status),
+                source=", ".join(v.source),
+            )
+            for v in sorted(call.views, key=lambda v: v.id)
+        ),
+    )
+
+
+def render_row(call: PhoneCall, directory: Directory) -> str:
+    """The call's ``<tr id="call-…">``, swapped out of band by id."""
+    return render_to_string(ROW_TEMPLATE, {"row": call_row(call, directory)})
+
+
+def render_gone(call_id: str) -> str:
+    """The fragment that removes a call's row from every screen."""
+    return render_to_string(GONE_TEMPLATE, {"call_id": call_id})

@@ -1,0 +1,81 @@
+"""Reads: who a user supervises, and a live call as the watcher last saw it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.cache import cache
+
+from calls.models import Extension, Supervisor
+
+_CALL_KEY = "live:v1:call:{call_id}"
+CALL_TTL = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class LiveView:
+    id: str
+    extension: str
+    status: int
+    source: tuple[str, ...]
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveCall:
+    """The parts of a live call that rules and the barge-in dialog need."""
+
+    id: str
+    organization_id: int
+    extension: str
+    views: tuple[LiveView, ...]
+
+    def view(self, view_id: str) -> LiveView | None:
+        return next((v for v in self.views if v.id == view_id), None)
+
+    def to_cache(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "org": self.organization_id,
+            "extension": self.extension,
+            "views": [[v.id, v.extension, v.status, list(v.source), v.label] for v in self.views],
+        }
+
+    @classmethod
+    def from_cache(cls, data: dict[str, Any]) -> LiveCall:
+        return cls(
+            id=data["id"],
+            organization_id=data["org"],
+            extension=data["extension"],
+            views=tuple(
+                LiveView(id=v[0], extension=v[1], status=v[2], source=tuple(v[3]), label=v[4])
+                for v in data["views"]
+            ),
+        )
+
+
+def call_key(call_id: str) -> str:
+    return _CALL_KEY.format(call_id=call_id)
+
+
+def live_call(call_id: str) -> LiveCall | None:
+    """The live call with this id as the watcher last saw it, or None."""
+    data = cache.get(call_key(call_id))
+    return LiveCall.from_cache(data) if data else None
+
+
+def supervisor_of(user: Any) -> Supervisor | None:
+    """The user's Supervisor profile with its Organization, or None."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Supervisor.objects.select_related("organization").filter(user=user).first()
+
+
+def phones_of(supervisor: Supervisor) -> list[Extension]:
+    """The Phone Terminals of the supervisor's Organization assigned to the supervisor."""
+    return list(
+        supervisor.phones.filter(
+            type=Extension.Type.PHONE_TERMINAL, organization=supervisor.organization_id
+        ).order_by("number")
+    )

@@ -1,0 +1,303 @@
+"""Writes and outside calls: the only way the UI acts on calls."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+
+from calls.exceptions import (
+    AlreadyRinging,
+    BadInput,
+    CallboardError,
+    NoSuchCall,
+    NotAllowed,
+    VoipNowRejected,
+    VoipNowUnavailable,
+)
+from calls.models import CALLER_ID_RE, BargeInAttempt, Extension, Supervisor
+from calls.selectors import LiveCall, live_call, supervisor_of
+from calls.uapi.client import UapiClient
+from calls.uapi.errors import UapiRejected, UapiUnavailable, describe_code
+from calls.uapi.types import PhoneCallAction
+from calls.uapi.wire import USER_OWNER, Action, ErrorCode, ViewStatus
+
+log = logging.getLogger(__name__)
+
+MODES: dict[str, Action] = {
+    BargeInAttempt.Mode.BARGE: Action.BARGE_IN,
+    BargeInAttempt.Mode.WHISPER: Action.WHISPER,
+    BargeInAttempt.Mode.LISTEN: Action.MONITOR,
+}
+_JOIN_WORDS = {
+    BargeInAttempt.Mode.BARGE: "pick up to join",
+    BargeInAttempt.Mode.WHISPER: "pick up to whisper to the agent",
+    BargeInAttempt.Mode.LISTEN: "pick up to listen",
+}
+# How a VoipNow refusal reads to the supervisor: (HTTP status we answer, code).
+_UAPI_STATUS: dict[str, int] = {
+    ErrorCode.PC_PHONECALL_INVALID: 404,
+    ErrorCode.PC_PHONECALLVIEW_INVALID: 400,
+    ErrorCode.PC_SENDCALLTO_INVALID: 400,
+    ErrorCode.PC_CALLERID_INVALID: 400,
+    ErrorCode.PC_TIMEOUT_INVALID: 400,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BargeInResult:
+    attempt_id: int
+    message: str
+    send_call_to: str
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    attempt_id: int
+    call: LiveCall
+    target_extension: str
+    action: PhoneCallAction
+    guard_key: str
+
+
+def _guard_key(supervisor_id: int, call_id: str) -> str:
+    return f"barge-ringing:{supervisor_id}:{call_id}"
+
+
+def _parse_wait(raw: str | int | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise BadInput("Wait for pickup must be a whole number of seconds above 0.") from None
+    if value <= 0:
+        raise BadInput("Wait for pickup must be a whole number of seconds above 0.")
+    return value
+
+
+def _parse_caller_id(raw: str | None) -> str | None:
+    value = (raw or "").strip()
+    if not value:
+        return None
+    if not CALLER_ID_RE.match(value):
+        raise BadInput("The caller ID must look like Name <number>, e.g. John Doe <+3334444>.")
+    return value
+
+
+def _check(
+    *,
+    user: Any,
+    call_id: str,
+    phone_call_view_id: str,
+    send_call_to: str,
+    caller_id: str | None,
+    wait_for_pickup: str | int | None,
+    mode: str,
+) -> _Checked:
+    """Every rule, in order; one audit row whatever the outcome. Raises Refused."""
+    attempt = BargeInAttempt(
+        user=user if getattr(user, "is_authenticated", False) else None,
+        username=getattr(user, "username", "") or "",
+        phone_call_id=call_id[:64],
+        phone_call_view_id=(phone_call_view_id or "")[:16],
+        send_call_to=(send_call_to or "")[:24],
+        caller_id=(caller_id or "")[:200],
+        wait_for_pickup=str(wait_for_pickup or "")[:16],
+        mode=mode if mode in MODES else BargeInAttempt.Mode.BARGE,
+    )
+    try:
+        supervisor = supervisor_of(user)
+        if supervisor is not None:
+            attempt.organization = supervisor.organization
+        checked = _apply_rules(
+            attempt=attempt,
+            supervisor=supervisor,
+            user=user,
+            call_id=call_id,
+            phone_call_view_id=phone_call_view_id,
+            send_call_to=send_call_to,
+            caller_id=caller_id,
+            wait_for_pickup=wait_for_pickup,
+            mode=mode,
+        )
+    except CallboardError as exc:
+        attempt.outcome = BargeInAttempt.Outcome.REFUSED
+        attempt.http_status = exc.status
+        attempt.message = exc.message[:500]
+        attempt.save()
+        raise
+    return checked
+
+
+def _apply_rules(
+    *,
+    attempt: BargeInAttempt,
+    supervisor: Supervisor | None,
+    user: Any,
+    call_id: str,
+    phone_call_view_id: str,
+    send_call_to: str,
+    caller_id: str | None,
+    wait_for_pickup: str | int | None,
+    mode: str,
+) -> _Checked:
+    if supervisor is None or not user.has_perm("calls.barge_in"):
+        raise NotAllowed("You are not allowed to barge in on calls.")
+    if mode not in MODES:
+        raise BadInput("Choose barge in, whisper or listen.")
+    call = live_call(call_id)
+    if call is None or call.organization_id != supervisor.organization_id:
+        # Another Organization's call answers exactly as a call that does not exist.
+        raise NoSuchCall("This call is no longer live.")
+    view = call.view(phone_call_view_id or "")
+    if view is None:
+        raise BadInput("Pick one of the call's legs: that one is not part of this call.")
+    wait = _parse_wait(wait_for_pickup)
+    caller = _parse_caller_id(caller_id)
+    phone = (
+        Extension.objects.filter(number=send_call_to or "").select_related("organization").first()
+    )
+    if phone is None or phone.organization_id != supervisor.organization_id:
+        raise NotAllowed(
+            f"{send_call_to or 'That extension'} is not an extension of {supervisor.organization}."
+        )
+    if not phone.is_phone_terminal:
+        raise NotAllowed(f"{phone.number} is not a phone terminal: only phones can barge in.")
+    if not supervisor.phones.filter(pk=phone.pk).exists():
+        raise NotAllowed(f"{phone.number} is not one of your phones.")
+
+    key = _guard_key(supervisor.pk, call.id)
+    ttl = (wait or supervisor.default_wait_for_pickup) + settings.CALLBOARD_RINGING_GUARD_GRACE
+    if not cache.add(key, phone.number, timeout=ttl):
+        ringing_to = cache.get(key)
+        joined = any(ringing_to in v.source and v.status == ViewStatus.ON_CALL for v in call.views)
+        if not joined:
+            raise AlreadyRinging(
+                f"{ringing_to or 'Your phone'} is already ringing for this call: pick up."
+            )
+        cache.set(key, phone.number, timeout=ttl)
+
+    attempt.target_extension = view.extension
+    attempt.caller_id = caller or ""
+    attempt.wait_for_pickup = str(wait) if wait is not None else ""
+    attempt.outcome = BargeInAttempt.Outcome.PENDING
+    attempt.save()
+    return _Checked(
+        attempt_id=attempt.pk,
+        call=call,
+        target_extension=view.extension,
+        guard_key=key,
+        action=PhoneCallAction(
+            action=MODES[mode],
+            phone_call_view_id=view.id,
+            send_call_to=phone.number,
+            caller_id=caller,
+            wait_for_pickup=wait,
+        ),
+    )
+
+
+def _finish(
+    attempt_id: int, *, outcome: str, status: int, code: str, message: str, latency_ms: int
+) -> None:
+    BargeInAttempt.objects.filter(pk=attempt_id).update(
+        outcome=outcome,
+        http_status=status,
+        uapi_code=code[:64],
+        message=message[:500],
+        latency_ms=latency_ms,
+    )
+
+
+async def barge_in(
+    *,
+    user: Any,
+    call_id: str,
+    phone_call_view_id: str,
+    send_call_to: str,
+    caller_id: str | None = None,
+    wait_for_pickup: str | int | None = None,
+    mode: str = BargeInAttempt.Mode.BARGE,
+    uapi: UapiClient,
+) -> BargeInResult:
+    """Ring one of the supervisor's phones and join it to a live call of their Organization.
+
+    ``mode`` is ``barge`` (BargeIn), ``whisper`` (Whisper) or ``listen`` (Monitor). Every
+    attempt leaves one BargeInAttempt row. The PUT is sent at most once: it rings a phone.
+
+    Returns BargeInResult when VoipNow accepted it. Raises Refused (BadInput 400, NotAllowed
+    403, NoSuchCall 404, AlreadyRinging 409) before anything is sent, VoipNowRejected with the
+    UAPI code, VoipNowUnavailable (502, or 504 on a timeout) when VoipNow did not answer.
+    """
+    checked = await sync_to_async(_check)(
+        user=user,
+        call_id=call_id,
+        phone_call_view_id=phone_call_view_id,
+        send_call_to=send_call_to,
+        caller_id=caller_id,
+        wait_for_pickup=wait_for_pickup,
+        mode=mode,
+    )
+    started = time.perf_counter()
+    try:
+        await uapi.update_call(
+            user_id=USER_OWNER,
+            extension=checked.target_extension,
+            call_id=checked.call.id,
+            action=checked.action,
+        )
+    except UapiRejected as exc:
+        latency = int((time.perf_counter() - started) * 1000)
+        status = _UAPI_STATUS.get(exc.code, 502)
+        message = f"VoipNow refused: {describe_code(exc.code, exc.message)}."
+        await sync_to_async(_finish)(
+            checked.attempt_id,
+            outcome=BargeInAttempt.Outcome.REJECTED,
+            status=status,
+            code=exc.code,
+            message=message,
+            latency_ms=latency,
+        )
+        # Nothing rang: let the supervisor try again at once.
+        await cache.adelete(checked.guard_key)
+        raise VoipNowRejected(message, status=status, code=exc.code) from exc
+    except UapiUnavailable as exc:
+        latency = int((time.perf_counter() - started) * 1000)
+        status = 504 if exc.timed_out else 502
+        message = (
+            "VoipNow did not answer in time; your phone may still ring. Not retried."
+            if exc.timed_out
+            else f"VoipNow could not be reached: {exc.message} Not retried."
+        )
+        await sync_to_async(_finish)(
+            checked.attempt_id,
+            outcome=BargeInAttempt.Outcome.UNAVAILABLE,
+            status=status,
+            code="",
+            message=message,
+            latency_ms=latency,
+        )
+        # The guard stays: if the PUT did reach VoipNow the phone is ringing.
+        raise VoipNowUnavailable(message, status=status) from exc
+    latency = int((time.perf_counter() - started) * 1000)
+    phone = checked.action.send_call_to or ""
+    message = f"{phone} is ringing: {_JOIN_WORDS[mode]}."
+    await sync_to_async(_finish)(
+        checked.attempt_id,
+        outcome=BargeInAttempt.Outcome.ACCEPTED,
+        status=200,
+        code="",
+        message=message,
+        latency_ms=latency,
+    )
+    log.info("%s %s call %s from %s accepted in %d ms", user, mode, call_id, phone, latency)
+    return BargeInResult(
+        attempt_id=checked.attempt_id, message=message, send_call_to=phone, call_id=checked.call.id
+    )

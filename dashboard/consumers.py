@@ -1,0 +1,89 @@
+"""Websocket consumers: they relay. Check who is connecting, join the Organization's group,
+send the snapshot, forward what the watcher broadcasts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+
+from calls import live
+from calls.models import Wallboard
+from calls.selectors import supervisor_of
+
+SNAPSHOT_TEMPLATE = "calls/live.html#calls-snapshot"
+
+
+class _LiveConsumer(AsyncWebsocketConsumer):
+    """Shared relay: subclasses decide which Organization a socket may see."""
+
+    org_id: int
+    version = 0
+
+    async def organization_for(self) -> int | None:
+        raise NotImplementedError
+
+    async def connect(self) -> None:
+        org_id = await self.organization_for()
+        if org_id is None:
+            await self.close()  # before accept: the handshake is refused with 403
+            return
+        self.org_id = org_id
+        self.groups = [live.org_group(org_id), live.STATUS_GROUP]
+        for group in self.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        await self.send_snapshot()
+
+    async def send_snapshot(self) -> None:
+        # Joined the groups first: a change published while we read is forwarded as well, and
+        # the version check below drops what the snapshot already holds.
+        version, rows = await live.snapshot(self.org_id)
+        self.version = version
+        html = render_to_string(SNAPSHOT_TEMPLATE, {"rows": rows}) + await live.status_fragment()
+        await self.send(text_data=html)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # Read-only sockets: whatever a browser sends is ignored.
+        return
+
+    async def calls_changes(self, event: dict[str, Any]) -> None:
+        version = event["version"]
+        if version <= self.version:
+            return
+        if version != self.version + 1:
+            # A change was missed (layer overflow, watcher handover): resync from the store.
+            await self.send_snapshot()
+            return
+        self.version = version
+        await self.send(text_data=event["html"])
+
+    async def calls_status(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["html"])
+
+
+class LiveCallsConsumer(_LiveConsumer):
+    """``/ws/calls/``: a logged-in supervisor's Organization, nothing else."""
+
+    async def organization_for(self) -> int | None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            return None
+        supervisor = await database_sync_to_async(supervisor_of)(user)
+        return supervisor.organization_id if supervisor else None
+
+
+class WallboardConsumer(_LiveConsumer):
+    """``/ws/wallboard/<token>/``: the token is the wallboard's credential (a kiosk logs in
+    to nothing), so an unknown or disabled token is refused."""
+
+    async def organization_for(self) -> int | None:
+        token = self.scope["url_route"]["kwargs"]["token"]
+        return await database_sync_to_async(_wallboard_org)(token)
+
+
+def _wallboard_org(token: str) -> int | None:
+    board = Wallboard.objects.filter(token=token, enabled=True).only("organization_id").first()
+    return board.organization_id if board else None

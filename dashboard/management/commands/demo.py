@@ -1,0 +1,130 @@
+"""``python manage.py demo``: migrate, seed, and run the emulator, the watcher and the dashboard
+in one command; Ctrl-C stops everything.
+
+With the embedded defaults the channel layer lives in memory, so the watcher runs inside the
+dashboard's process, on daphne's event loop. The emulator is a separate server, as VoipNow is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from calls.demo_data import PASSWORD, seed
+
+
+def _wait_for_port(
+    host: str, port: int, timeout: float, proc: subprocess.Popen[bytes] | None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise CommandError("the emulator exited while starting; see its log above")
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.1)
+    raise CommandError(f"nothing answered on {host}:{port} after {timeout:.0f}s")
+
+
+class Command(BaseCommand):
+    help = "Run Callboard on its embedded defaults: emulator, watcher and dashboard, seeded."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--emulator-port", type=int, default=8001)
+        parser.add_argument(
+            "--speed", type=float, default=1.0, help="emulator traffic speed factor"
+        )
+        parser.add_argument("--no-emulator", action="store_true", help="use UAPI_BASE_URL as it is")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        boards = seed()
+        emulator = None
+        try:
+            if not options["no_emulator"]:
+                emulator = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "manage.py",
+                        "uapi_emulator",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(options["emulator_port"]),
+                        "--speed",
+                        str(options["speed"]),
+                    ],
+                    cwd=settings.BASE_DIR,
+                    # Ctrl-C reaches the whole foreground group; we stop the emulator ourselves.
+                    start_new_session=True,
+                )
+                _wait_for_port("127.0.0.1", options["emulator_port"], 20, emulator)
+            url = f"http://{options['host']}:{options['port']}/"
+            self.stdout.write(self.style.SUCCESS(f"\nCallboard is running at {url}"))
+            self.stdout.write(f"  VoipNow (emulator): {settings.UAPI_BASE_URL}")
+            self.stdout.write(
+                f"  log in as alice (Acme), bob (Globex) or admin; password: {PASSWORD}"
+            )
+            for name, path in boards.items():
+                self.stdout.write(f"  wallboard {name}: {url.rstrip('/')}{path}")
+            self.stdout.write("  Ctrl-C stops everything.\n")
+            self._serve(options["host"], options["port"])
+        finally:
+            if emulator is not None and emulator.poll() is None:
+                emulator.send_signal(signal.SIGTERM)
+                try:
+                    emulator.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    emulator.kill()
+            self.stdout.write("stopped")
+
+    def _serve(self, host: str, port: int) -> None:
+        # daphne.server installs the asyncio reactor on import: import it before twisted.
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server, twisted_loop
+        from twisted.internet import defer, reactor
+
+        from calls.connection import uapi_client
+        from calls.live import watch
+        from channels.layers import get_channel_layer
+        from dashboard.asgi import application
+
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+
+        def start_watcher() -> None:
+            tasks.append(
+                twisted_loop.create_task(
+                    watch(stop, uapi=uapi_client(), channel_layer=get_channel_layer())
+                )
+            )
+
+        def stop_watcher() -> defer.Deferred[Any] | None:
+            stop.set()
+            if tasks:
+                return defer.Deferred.fromFuture(
+                    asyncio.ensure_future(asyncio.wait(tasks, timeout=5))
+                )
+            return None
+
+        reactor.callWhenRunning(start_watcher)  # type: ignore[attr-defined]
+        reactor.addSystemEventTrigger("before", "shutdown", stop_watcher)  # type: ignore[attr-defined]
+        Server(
+            application=application,
+            endpoints=build_endpoint_description_strings(host=host, port=port),
+            signal_handlers=True,
+            action_logger=None,
+        ).run()

@@ -1,0 +1,154 @@
+"""Thin views: parse, call one service or selector, render; our exceptions become a fragment
+with a fitting status."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
+
+from calls import live
+from calls.connection import uapi_client
+from calls.exceptions import CallboardError
+from calls.models import Wallboard
+from calls.selectors import live_call, phones_of, supervisor_of
+from calls.services import barge_in
+from dashboard.forms import BargeForm
+
+log = logging.getLogger(__name__)
+
+
+@require_GET
+def live_calls(request: HttpRequest) -> HttpResponse:
+    supervisor = supervisor_of(request.user)
+    return render(
+        request,
+        "calls/live.html",
+        {
+            "organization": supervisor.organization if supervisor else None,
+            "can_barge": supervisor is not None and request.user.has_perm("calls.barge_in"),
+            "ws_url": "/ws/calls/",
+            "status": cache.get(live.STATUS_KEY) or {"state": "starting"},
+        },
+    )
+
+
+@login_not_required
+@require_GET
+def wallboard(request: HttpRequest, token: str) -> HttpResponse:
+    board = get_object_or_404(
+        Wallboard.objects.select_related("organization"), token=token, enabled=True
+    )
+    return render(
+        request,
+        "calls/live.html",
+        {
+            "organization": board.organization,
+            "wallboard": board,
+            "can_barge": False,
+            "ws_url": f"/ws/wallboard/{board.token}/",
+            "status": cache.get(live.STATUS_KEY) or {"state": "starting"},
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+async def barge(request: HttpRequest, call_id: str) -> HttpResponse:
+    user = await request.auser()
+    if request.method == "GET":
+        return await sync_to_async(_barge_dialog)(request, user, call_id)
+    form = BargeForm(request.POST)
+    form.is_valid()  # every field is optional text; the service applies (and audits) the rules
+    data = form.cleaned_data
+    try:
+        result = await barge_in(
+            user=user,
+            call_id=call_id,
+            phone_call_view_id=data.get("phone_call_view_id", ""),
+            send_call_to=data.get("send_call_to", ""),
+            caller_id=data.get("caller_id") or None,
+            wait_for_pickup=data.get("wait_for_pickup") or None,
+            mode=data.get("mode") or "barge",
+            uapi=uapi_client(),
+        )
+    except CallboardError as exc:
+        return render(
+            request,
+            "calls/barge.html#result",
+            {"ok": False, "message": exc.message, "status": exc.status},
+            status=exc.status,
+        )
+    return render(request, "calls/barge.html#result", {"ok": True, "message": result.message})
+
+
+def _barge_dialog(request: HttpRequest, user: object, call_id: str) -> HttpResponse:
+    supervisor = supervisor_of(user)
+    call = live_call(call_id)
+    if supervisor is None or not request.user.has_perm("calls.barge_in"):
+        message, status = "You are not allowed to barge in on calls.", 403
+    elif call is None or call.organization_id != supervisor.organization_id:
+        message, status = "This call is no longer live.", 404
+    else:
+        # Default to the agent's leg: the first that is not the queue's own.
+        agent = next(
+            (v for v in call.views if v.extension != call.extension),
+            call.views[0] if call.views else None,
+        )
+        return render(
+            request,
+            "calls/barge.html#dialog",
+            {
+                "call": call,
+                "supervisor": supervisor,
+                "phones": phones_of(supervisor),
+                "default_view": agent.id if agent else "",
+            },
+        )
+    return render(
+        request,
+        "calls/barge.html#result",
+        {"ok": False, "message": message, "status": status},
+        status=status,
+    )
+
+
+@login_not_required
+@csrf_exempt  # VoipNow posts from outside; the secret in the path is the credential
+@require_http_methods(["GET", "POST"])
+async def voipnow_hook(request: HttpRequest, secret: str) -> HttpResponse:
+    """Call Events from VoipNow: ask the watcher to refresh the call they name."""
+    if not hmac.compare_digest(secret.encode(), settings.CALLBOARD_HOOK_SECRET.encode()):
+        raise Http404
+    params = request.POST if request.method == "POST" else request.GET
+    call_id = params.get("CallAPIID") or params.get("CallID") or None
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.send(live.WATCHER_CHANNEL, {"type": "call.event", "call_id": call_id})
+    return HttpResponse("OK", content_type="text/plain")
+
+
+@login_not_required
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness and freshness for load balancers and monitors: 200 when the database answers;
+    the watcher's state is reported, not judged."""
+    try:
+        connection.ensure_connection()
+        db_ok = True
+    except Exception:  # any driver error means "not healthy"
+        log.exception("healthz: database unreachable")
+        db_ok = False
+    status = cache.get(live.STATUS_KEY) or {"state": "starting"}
+    return JsonResponse(
+        {"ok": db_ok, "database": db_ok, "watcher": status}, status=200 if db_ok else 503
+    )

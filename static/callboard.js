@@ -1,0 +1,98 @@
+// Callboard's browser side: timers that tick from timestamps, the freshness line, rows that
+// arrive for calls not on screen yet, and a socket that comes back after every kind of close.
+(function () {
+  "use strict";
+
+  var STALE_AFTER_S = 15;           // no word from the server for this long: say so
+  var RECONNECT_CAP_MS = 30000;     // capped, jittered backoff
+  var HTMX_RETRIES = [1006, 1011, 1012, 1013];  // closes the ws extension retries by itself
+
+  function backoff(retry) {
+    var max = Math.min(RECONNECT_CAP_MS, 500 * Math.pow(2, Math.min(retry, 10)));
+    return max / 2 + Math.random() * max / 2;
+  }
+  if (window.htmx) { htmx.config.wsReconnectDelay = backoff; }
+
+  function fmt(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(seconds / 3600), m = Math.floor(seconds % 3600 / 60), s = seconds % 60;
+    var mm = (h ? String(m).padStart(2, "0") : String(m)) + ":" + String(s).padStart(2, "0");
+    return h ? h + ":" + mm : mm;
+  }
+
+  var lastMessageAt = Date.now();
+
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll(".timer[data-since]").forEach(function (el) {
+      var since = Date.parse(el.dataset.since);
+      var until = el.dataset.until ? Date.parse(el.dataset.until) : now;
+      el.textContent = fmt((until - since) / 1000);
+    });
+    var status = document.getElementById("live-status");
+    if (status && status.dataset.asOf) {
+      // Server time and browser time may differ: age counts from the last word received.
+      var age = Math.max((now - Date.parse(status.dataset.asOf)) / 1000, (now - lastMessageAt) / 1000 - 6);
+      var ageEl = status.querySelector(".js-age");
+      if (ageEl) { ageEl.textContent = Math.round(Math.max(0, age)) + " s"; }
+      document.body.classList.toggle("stale", age > STALE_AFTER_S);
+      var banner = document.getElementById("stale-banner");
+      if (banner) { banner.hidden = age <= STALE_AFTER_S; banner.querySelector("span").textContent = fmt(age); }
+    }
+    document.querySelectorAll("time[data-local]").forEach(function (el) {
+      var d = new Date(el.dataset.local);
+      if (!isNaN(d)) { el.textContent = d.toLocaleTimeString(); }
+    });
+    var body = document.getElementById("calls-body");
+    if (body) { document.body.classList.toggle("no-calls", body.children.length === 0); }
+  }
+  setInterval(tick, 1000);
+  document.addEventListener("DOMContentLoaded", tick);
+
+  function setConnection(state, text) {
+    var el = document.getElementById("connection");
+    if (el) { el.dataset.state = state; el.textContent = text; }
+  }
+
+  var retries = 0;
+  document.addEventListener("htmx:wsOpen", function () {
+    retries = 0;
+    setConnection("open", "live");
+  });
+  document.addEventListener("htmx:wsClose", function (evt) {
+    setConnection("closed", "reconnecting…");
+    var code = evt.detail.event.code;
+    if (HTMX_RETRIES.indexOf(code) === -1) {
+      // daphne's 24 h timeout closes with 1000, a server restart may too: come back anyway.
+      var wrapper = evt.detail.socketWrapper;
+      setTimeout(function () { wrapper.reconnect(); }, backoff(retries++));
+    }
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    lastMessageAt = Date.now();
+    tick();
+  });
+
+  // A row for a call not on screen yet arrives as an out-of-band swap without a target:
+  // append it, in arrival order.
+  document.addEventListener("htmx:oobErrorNoTarget", function (evt) {
+    var el = evt.detail.content;
+    var body = document.getElementById("calls-body");
+    if (el && body && el.dataset && el.dataset.live === "row") {
+      body.appendChild(el);
+      htmx.process(el);
+    }
+  });
+
+  // The barge-in dialog: open it when it arrives, close on its button or Escape.
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    var dialog = evt.detail.target.querySelector && evt.detail.target.querySelector("dialog");
+    if (dialog && !dialog.open) { dialog.showModal(); }
+  });
+  document.addEventListener("click", function (evt) {
+    if (evt.target.matches("[data-close-dialog]")) {
+      var dialog = evt.target.closest("dialog");
+      if (dialog) { dialog.close(); dialog.remove(); }
+    }
+  });
+})();
