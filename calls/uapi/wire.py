@@ -79,6 +79,10 @@ class ErrorCode(StrEnum):
     FILTERBY_INVALID = "filterby_invalid"
     FILTERVALUE_INVALID = "filtervalue_invalid"
     FIELDS_INVALID = "fields_invalid"
+    FILTEROP_INVALID = "filterop_invalid"
+    SORTORDER_INVALID = "sortorder_invalid"
+    # Not found in the docs: what an out-of-range startIndex answers; the emulator uses this.
+    STARTINDEX_INVALID = "startindex_invalid"
     # BargeIn (and the other PhoneCallActions)
     PC_TIMEOUT_INVALID = "pc_timeout_invalid"
     PC_CALLERID_INVALID = "pc_callerid_invalid"

@@ -1,0 +1,37 @@
+"""Serve the emulator over HTTP with uvicorn, traffic started on the server's own loop."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import uvicorn
+
+from .app import create_app
+
+
+async def serve(
+    *,
+    scenario: str | Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    seed: int | None = None,
+    speed: float | None = None,
+    traffic: bool = True,
+    log_level: str = "info",
+) -> None:
+    """Run until interrupted (uvicorn handles SIGINT and SIGTERM)."""
+    app = create_app(scenario, seed=seed, speed=speed)
+    emulator = app.state.emulator
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off")
+    server = uvicorn.Server(config)
+    if traffic:
+        await emulator.start_traffic()
+    try:
+        await server.serve()
+    finally:
+        await emulator.stop()
+
+
+def run(**options: object) -> None:
+    asyncio.run(serve(**options))  # type: ignore[arg-type]
