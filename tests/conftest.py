@@ -1,0 +1,96 @@
+"""Shared fixtures: the demo world (alice of Acme, bob of Globex), the emulator in process, a
+client talking to it, and a watcher that publishes what the emulator holds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import User
+from django.core.cache import cache
+
+from calls.demo_data import seed
+from calls.live import Watcher
+from calls.uapi.client import UapiClient
+from calls.uapi.emulator import Emulator, create_app
+
+EMULATOR_URL = "http://emulator.test"
+
+
+def require_services() -> bool:
+    return os.environ.get("CALLBOARD_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip when a service is absent on a developer's machine; fail in CI, which has them all."""
+    if require_services():
+        pytest.fail(f"{reason} (required: CALLBOARD_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(path):
+        skip_or_fail("Debian's chromium is not installed (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    # The real hasher costs half a second per password: fine for people, slow for fixtures.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def world() -> dict[str, str]:
+    """The demo organizations, extensions and accounts (alice, bob, admin)."""
+    return seed()
+
+
+@pytest.fixture
+def alice(world: dict[str, str]) -> User:
+    return User.objects.get(username="alice")
+
+
+@pytest.fixture
+def bob(world: dict[str, str]) -> User:
+    return User.objects.get(username="bob")
+
+
+@pytest.fixture
+async def emulator_app() -> AsyncIterator[Any]:
+    app = create_app(traffic=False, base_url=EMULATOR_URL)
+    yield app
+    await app.state.emulator.stop()
+
+
+@pytest.fixture
+def emulator(emulator_app: Any) -> Emulator:
+    return emulator_app.state.emulator
+
+
+@pytest.fixture
+async def uapi(emulator_app: Any) -> AsyncIterator[UapiClient]:
+    async with UapiClient(
+        EMULATOR_URL, "demo-app", "demo-secret", transport=httpx.ASGITransport(app=emulator_app)
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def watcher(uapi: UapiClient, world: dict[str, str]) -> Watcher:
+    w = Watcher(uapi, channel_layer=get_channel_layer(), poll_interval=1.0, call_events=False)
+    await w.load_directory()
+    return w
