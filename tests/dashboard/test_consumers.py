@@ -1,0 +1,161 @@
+"""The live socket through the real ASGI router: who may connect, what each screen receives."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import User
+from django.test import Client
+
+from calls.live import Watcher
+from calls.models import Extension, Wallboard
+from calls.uapi.emulator import Emulator
+from dashboard.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+
+
+def session_cookie(user: User) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def socket_for(user: User | None, path: str = "/ws/calls/", origin: tuple[bytes, bytes] = ORIGIN) -> WebsocketCommunicator:
+    headers = [origin]
+    if user is not None:
+        headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def drain(comm: WebsocketCommunicator, timeout: float = 0.3) -> list[str]:
+    """Everything the socket receives until it stays quiet for ``timeout``."""
+    out = []
+    while not await comm.receive_nothing(timeout=timeout):
+        out.append(await comm.receive_from())
+    return out
+
+
+def row_ids(html: str) -> set[str]:
+    return set(re.findall(r'<tr id="call-([0-9a-f]+)"', html))
+
+
+async def test_an_anonymous_socket_is_refused(world: Any) -> None:
+    comm = await socket_for(None)
+    connected, _ = await comm.connect()
+    assert connected is False
+
+
+async def test_a_socket_from_another_origin_is_refused(alice: User) -> None:
+    comm = await socket_for(alice, origin=(b"origin", b"http://evil.example"))
+    connected, _ = await comm.connect()
+    assert connected is False
+
+
+async def test_a_user_who_supervises_nothing_is_refused(world: Any) -> None:
+    admin = await User.objects.aget(username="admin")
+    comm = await socket_for(admin)
+    connected, _ = await comm.connect()
+    assert connected is False
+
+
+async def test_each_supervisor_sees_only_their_organization(
+    alice: User, bob: User, emulator: Emulator, watcher: Watcher
+) -> None:
+    acme = emulator.create_call("0001*100", auto=False)
+    globex = emulator.create_call("0002*100", auto=False)
+    await watcher.refresh_all()
+    alice_ws, bob_ws = await socket_for(alice), await socket_for(bob)
+    assert (await alice_ws.connect())[0] and (await bob_ws.connect())[0]
+
+    alice_snapshot = "".join(await drain(alice_ws))
+    bob_snapshot = "".join(await drain(bob_ws))
+    assert row_ids(alice_snapshot) == {acme.id}
+    assert row_ids(bob_snapshot) == {globex.id}
+    assert '<tbody id="calls-body" hx-swap-oob="true">' in alice_snapshot
+
+    later = emulator.create_call("0001*101", auto=False)
+    emulator.answer_call(acme.id)
+    await watcher.refresh_all()
+
+    alice_got = "".join(await drain(alice_ws))
+    bob_got = "".join(await drain(bob_ws))
+    assert row_ids(alice_got) == {acme.id, later.id}
+    assert f'<tr id="call-{later.id}"' in alice_got and 'hx-swap-oob="true"' in alice_got
+    assert acme.id not in bob_got and later.id not in bob_got
+
+    emulator.hangup_call(acme.id)
+    await watcher.refresh_all()
+    gone = "".join(await drain(alice_ws))
+    assert f'<tr id="call-{acme.id}" hx-swap-oob="delete"' in gone
+    assert acme.id not in "".join(await drain(bob_ws))
+    await alice_ws.disconnect()
+    await bob_ws.disconnect()
+
+
+async def test_fragments_are_escaped(alice: User, emulator: Emulator, watcher: Watcher) -> None:
+    await Extension.objects.filter(number="0001*100").aupdate(label="<script>alert('x')</script>")
+    await watcher.load_directory()
+    emulator.create_call("0001*100", auto=False)
+    await watcher.refresh_all()
+    ws = await socket_for(alice)
+    await ws.connect()
+
+    html = "".join(await drain(ws))
+
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
+    await ws.disconnect()
+
+
+async def test_every_view_of_a_call_carries_its_id_and_status_in_words(
+    alice: User, emulator: Emulator, watcher: Watcher
+) -> None:
+    call = emulator.create_call("0001*100", auto=False)
+    emulator.answer_call(call.id)
+    await watcher.refresh_all()
+    ws = await socket_for(alice)
+    await ws.connect()
+
+    html = "".join(await drain(ws))
+
+    views = re.findall(r'data-view-id="(\d+)"[^>]*><b>\d+</b>[^<]*<span class="status">([a-z ]+)</span>', html)
+    assert views == [(v.id, "on call") for v in sorted(call.views.values(), key=lambda v: v.id)]
+    await ws.disconnect()
+
+
+async def test_a_missed_change_resends_the_snapshot(alice: User, emulator: Emulator, watcher: Watcher) -> None:
+    first = emulator.create_call("0001*100", auto=False)
+    await watcher.refresh_all()
+    ws = await socket_for(alice)
+    await ws.connect()
+    await drain(ws)
+    # Publish a change the socket never hears of (as if the layer dropped it).
+    state = next(s for s in watcher._orgs.values() if first.id in s.calls)
+    state.version += 1
+    second = emulator.create_call("0001*100", auto=False)
+    await watcher.refresh_all()
+
+    html = "".join(await drain(ws))
+
+    assert '<tbody id="calls-body"' in html
+    assert row_ids(html) == {first.id, second.id}
+    await ws.disconnect()
+
+
+async def test_a_wallboard_socket_needs_its_token(world: Any, emulator: Emulator, watcher: Watcher) -> None:
+    board = await Wallboard.objects.select_related("organization").aget(organization__name="Acme")
+    call = emulator.create_call("0001*100", auto=False)
+    await watcher.refresh_all()
+
+    bad = await socket_for(None, "/ws/wallboard/not-a-token/")
+    assert (await bad.connect())[0] is False
+    good = await socket_for(None, f"/ws/wallboard/{board.token}/")
+    assert (await good.connect())[0] is True
+    assert call.id in "".join(await drain(good))
+    await good.disconnect()
