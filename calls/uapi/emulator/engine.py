@@ -313,7 +313,8 @@ class Emulator:
             if target is None or not (
                 target.id == account.id
                 or target.id in account.user_ids
-                or target.id in account.organization_ids
+                # organization_ids of a user account names the organization above it.
+                or (account.kind == "serviceProvider" and target.id in account.organization_ids)
             ):
                 raise bad_request(
                     ErrorCode.USER_INVALID,
@@ -1040,7 +1041,7 @@ class Emulator:
             call,
             View(
                 id=call.new_view_id(),
-                extension=ext.number if ext else target.extension,
+                extension=ext.number if ext else call.extension,
                 source=[call.caller_number],
                 destination=[number if public else ext.number],  # type: ignore[union-attr]
                 flow=Flow.OUTGOING_PUBLIC if public else target.flow,

@@ -71,10 +71,10 @@ async def serving(app: Any) -> AsyncIterator[str]:
         await asyncio.wait_for(task, 5)
 
 
-async def wait_until(predicate: Any, timeout: float = 3.0) -> None:
-    """Poll ``predicate`` (sync) until true; fail after ``timeout`` seconds."""
+async def wait_until(predicate: Any, within: float = 3.0) -> None:
+    """Poll ``predicate`` (sync) until true; fail after ``within`` seconds."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not predicate():
         if loop.time() > deadline:
             raise AssertionError("condition not reached in time")
