@@ -434,9 +434,12 @@ class Emulator:
         patience = (
             rng.uniform(*q.patience_seconds) if patience_seconds is None else patience_seconds
         )
-        call_id = f"{rng.getrandbits(80):020x}"
+        # Ids and nonces are not drawn from the seeded generator: a restarted emulator must
+        # never hand out an id again (a dashboard may keep history by id); the seed governs
+        # what happens (arrivals, callers, durations), not the names.
+        call_id = secrets.token_hex(10)
         while call_id in self.calls:
-            call_id = f"{rng.getrandbits(80):020x}"
+            call_id = secrets.token_hex(10)
         ext = self.world.extensions[queue]
         org = self.world.organizations[q.organization_id]
         self._seq += 1
@@ -444,7 +447,7 @@ class Emulator:
         call = Call(
             id=call_id,
             seq=self._seq,
-            nonce=f"{rng.getrandbits(128):032x}",
+            nonce=secrets.token_hex(16),
             uid=f"{int(time.time())}.{self._seq}",
             extension=queue,
             owner_user_id=ext.user_id,
@@ -730,7 +733,7 @@ class Emulator:
                     "phone call.",
                 )
         try:
-            action = Action(payload.get("action"))
+            action = Action(str(payload.get("action")))
         except ValueError:
             raise bad_request(ErrorCode.PC_ACTION_INVALID, "Invalid action.") from None
         if call is None:
@@ -1297,7 +1300,7 @@ class Emulator:
                 {
                     "queue": queue.extension,
                     "phoneCallId": call.id,
-                    "caller": call.caller_number,
+                    "callerId": call.views["00"].caller_id,
                     "talkSeconds": round(call.talk_seconds, 3),
                     "patienceSeconds": round(call.patience_seconds, 3),
                 }
