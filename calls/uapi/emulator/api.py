@@ -172,6 +172,9 @@ def context_of(request: Request, emulator: Emulator) -> Context:
 
 @uapi_endpoint
 async def phone_calls(request: Request, emulator: Emulator) -> Response:
+    if request.method not in ("GET", "PUT", "DELETE"):
+        authenticate(request, emulator)
+        raise not_implemented()  # e.g. the Create PhoneCalls requests (POST .../simple)
     context = context_of(request, emulator)
     call_id: str | None = request.path_params.get("phoneCallId")
     if request.method == "GET":

@@ -96,7 +96,11 @@ async def test_a_token_expires_after_the_lifetime_set_by_the_control_api(
     assert (await http.put("/_emulator/tokens/lifetime", json={"seconds": 1})).status_code == 200
     response = await http.post(
         "/oauth/token.php",
-        data={"grant_type": "client_credentials", "client_id": "demo-app", "client_secret": "demo-secret"},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "demo-app",
+            "client_secret": "demo-secret",
+        },
     )
     assert response.json()["expires_in"] == 1
     headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
@@ -127,7 +131,9 @@ async def test_both_prefixes_list_the_same_calls(
 
 
 @pytest.mark.parametrize("user", ["abc", "999", "-1"])
-async def test_it_refuses_an_unknown_user_id(http: httpx.AsyncClient, auth: dict, user: str) -> None:
+async def test_it_refuses_an_unknown_user_id(
+    http: httpx.AsyncClient, auth: dict, user: str
+) -> None:
     response = await http.get(f"/uapi/phoneCalls/{user}/@self", headers=auth)
     assert response.status_code == 400
     assert error_code(response) == "user_invalid"
@@ -137,7 +143,9 @@ async def test_it_refuses_a_user_id_above_the_token_account(
     emu: Emulator, http: httpx.AsyncClient
 ) -> None:
     # An app registered to Alice (user 12) cannot speak for the organization or for Bob.
-    emu.world.apps["alice-app"] = type(emu.world.apps["demo-app"])("alice-app", "alice-app-secret", "12")
+    emu.world.apps["alice-app"] = type(emu.world.apps["demo-app"])(
+        "alice-app", "alice-app-secret", "12"
+    )
     headers = {"Authorization": f"Bearer {await get_token(http, 'alice-app')}"}
     for user in ("1", "22", "100"):
         response = await http.get(f"/uapi/phoneCalls/{user}/@self", headers=headers)
@@ -148,7 +156,9 @@ async def test_it_refuses_a_user_id_above_the_token_account(
 async def test_a_user_app_sees_only_its_own_extensions(
     emu: Emulator, http: httpx.AsyncClient
 ) -> None:
-    emu.world.apps["alice-app"] = type(emu.world.apps["demo-app"])("alice-app", "alice-app-secret", "12")
+    emu.world.apps["alice-app"] = type(emu.world.apps["demo-app"])(
+        "alice-app", "alice-app-secret", "12"
+    )
     headers = {"Authorization": f"Bearer {await get_token(http, 'alice-app')}"}
     await new_call(http)
     agent = await http.get("/uapi/phoneCalls/@me/0001*201", headers=headers)
@@ -428,7 +438,8 @@ async def test_phone_call_events_can_be_created_listed_updated_and_deleted(
 ) -> None:
     url = "/uapi/extensions/@me/0001*100/phoneCallEvents"
     created = await http.post(
-        url, json={"type": "0", "method": "1", "url": "http://hooks.test/in", "note": "n"},
+        url,
+        json={"type": "0", "method": "1", "url": "http://hooks.test/in", "note": "n"},
         headers=auth,
     )
     assert created.status_code == 200
@@ -451,7 +462,10 @@ async def test_phone_call_events_can_be_created_listed_updated_and_deleted(
         ({"type": "0", "method": "3", "url": "http://h.test/"}, "pce_method_invalid"),
         ({"type": "0", "method": "0", "url": "ftp://h.test/"}, "pce_url_invalid"),
         ({"type": "0", "method": "0"}, "pce_url_invalid"),
-        ({"type": "0", "method": "0", "url": "http://h.test/", "status": "4"}, "pce_status_invalid"),
+        (
+            {"type": "0", "method": "0", "url": "http://h.test/", "status": "4"},
+            "pce_status_invalid",
+        ),
     ],
 )
 async def test_phone_call_events_refuse_bad_input(
