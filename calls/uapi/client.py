@@ -30,6 +30,9 @@ from .wire import EXTENSION_SELF, MAX_COUNT, TOKEN_PATH, USER_ME, ErrorCode
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=5.0, pool=3.0)
+# httpx's timeouts bound each operation; a server trickling bytes could still hold a request
+# for ever, so every request also has an overall deadline.
+DEFAULT_DEADLINE = 15.0
 # Renew the token this long before VoipNow says it expires, so a request never races expiry.
 TOKEN_RENEW_MARGIN = 60.0
 
@@ -59,6 +62,7 @@ class UapiClient:
         client_secret: str,
         *,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Any = time.monotonic,
     ) -> None:
@@ -66,6 +70,7 @@ class UapiClient:
         self._client_id = client_id
         self._client_secret = client_secret
         self._clock = clock
+        self.deadline = deadline
         self._token: _Token | None = None
         self._token_lock = asyncio.Lock()
         self._http = httpx.AsyncClient(
@@ -104,13 +109,21 @@ class UapiClient:
             "redirect_uri": "",
         }
         try:
-            response = await self._http.post(TOKEN_PATH, data=form)
-        except httpx.TimeoutException as exc:
-            raise UapiUnavailable("VoipNow did not answer the token request in time.", timed_out=True) from exc
+            async with asyncio.timeout(self.deadline):
+                response = await self._http.post(TOKEN_PATH, data=form)
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            raise UapiUnavailable(
+                "VoipNow did not answer the token request in time.", timed_out=True
+            ) from exc
         except httpx.HTTPError as exc:
-            raise UapiUnavailable(f"VoipNow could not be reached: {exc.__class__.__name__}.") from exc
+            raise UapiUnavailable(
+                f"VoipNow could not be reached: {exc.__class__.__name__}."
+            ) from exc
         if response.status_code >= 500:
-            raise UapiUnavailable(f"VoipNow failed the token request ({response.status_code}).", status=response.status_code)
+            raise UapiUnavailable(
+                f"VoipNow failed the token request ({response.status_code}).",
+                status=response.status_code,
+            )
         body = _json_or_none(response)
         if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
             code = str(body.get("error", "")) if isinstance(body, dict) else ""
@@ -147,18 +160,21 @@ class UapiClient:
         for attempt in (1, 2):
             token = await self._access_token(renew=attempt == 2)
             try:
-                response = await self._http.request(
-                    method,
-                    path,
-                    params=params,
-                    json=json,
-                    data=form,
-                    headers={"Authorization": f"Bearer {token}"},
-                )
-            except httpx.TimeoutException as exc:
+                async with asyncio.timeout(self.deadline):
+                    response = await self._http.request(
+                        method,
+                        path,
+                        params=params,
+                        json=json,
+                        data=form,
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+            except (httpx.TimeoutException, TimeoutError) as exc:
                 raise UapiUnavailable("VoipNow did not answer in time.", timed_out=True) from exc
             except httpx.HTTPError as exc:
-                raise UapiUnavailable(f"VoipNow could not be reached ({exc.__class__.__name__}).") from exc
+                raise UapiUnavailable(
+                    f"VoipNow could not be reached ({exc.__class__.__name__})."
+                ) from exc
             status = response.status_code
             if status in (401, 403) and attempt == 1:
                 log.info("uapi %s %s answered %s; renewing the token once", method, path, status)
@@ -172,12 +188,16 @@ class UapiClient:
             if status >= 400:
                 code, message = _error_of(response)
                 error_class = UapiAuthError if status in (401, 403) else UapiRejected
-                raise error_class(describe_code(code, message), status=status, code=code or str(status))
+                raise error_class(
+                    describe_code(code, message), status=status, code=code or str(status)
+                )
             if status == 204 or not response.content:
                 return status, None
             body = _json_or_none(response)
             if body is None:
-                raise UapiUnavailable("VoipNow answered with a body that is not JSON.", status=status)
+                raise UapiUnavailable(
+                    "VoipNow answered with a body that is not JSON.", status=status
+                )
             return status, body
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -305,14 +325,26 @@ class UapiClient:
         return tuple(out)
 
     async def create_call_event(
-        self, *, extension: str, type: int, url: str, method: int = 1, note: str = "",
+        self,
+        *,
+        extension: str,
+        type: int,
+        url: str,
+        method: int = 1,
+        note: str = "",
         user_id: str = USER_ME,
     ) -> str:
         """Register a Call Event callback; returns its id."""
         _, body = await self._request(
             "POST",
             f"/uapi/extensions/{_segment(user_id)}/{_segment(extension)}/phoneCallEvents",
-            json={"type": str(type), "method": str(method), "url": url, "note": note, "status": "1"},
+            json={
+                "type": str(type),
+                "method": str(method),
+                "url": url,
+                "note": note,
+                "status": "1",
+            },
         )
         if isinstance(body, list) and body:
             body = body[0]

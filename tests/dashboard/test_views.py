@@ -1,0 +1,182 @@
+"""Pages and the barge-in endpoint over HTTP: login, CSRF, status codes and their fragments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.test import AsyncClient, Client
+
+from calls.connection import _clients
+from calls.live import Watcher
+from calls.models import BargeInAttempt
+from calls.uapi.client import UapiClient
+from calls.uapi.emulator import Emulator
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def use_emulator(uapi: UapiClient) -> Any:
+    """The views' UAPI client is the one talking to the in-process emulator."""
+    import asyncio
+
+    loop = asyncio.get_event_loop()
+    _clients[loop] = uapi
+    yield uapi
+    _clients.pop(loop, None)
+
+
+async def logged_in(user: User) -> AsyncClient:
+    client = AsyncClient()
+    await sync_to_async(client.force_login)(user)
+    return client
+
+
+def test_every_page_needs_a_login(world: Any) -> None:
+    client = Client()
+    for path in ["/", "/calls/abc/barge/", "/admin/"]:
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert "/login/" in response["Location"]
+
+
+def test_the_login_page_and_healthz_need_none(world: Any) -> None:
+    client = Client()
+    assert client.get("/accounts/login/").status_code == 200
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health.json()["database"] is True
+
+
+def test_the_live_page_connects_to_the_socket(alice: User) -> None:
+    client = Client()
+    client.force_login(alice)
+    html = client.get("/").content.decode()
+    assert 'ws-connect="/ws/calls/"' in html
+    assert "Acme" in html
+    assert "can-barge" in html
+
+
+async def test_the_barge_dialog_offers_the_calls_views_and_only_her_phones(
+    alice: User, emulator: Emulator, watcher: Watcher
+) -> None:
+    call = emulator.create_call("0001*100", auto=False)
+    emulator.answer_call(call.id)
+    await watcher.refresh_all()
+    client = await logged_in(alice)
+
+    response = await client.get(f"/calls/{call.id}/barge/")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<select name="send_call_to"' in html
+    assert 'value="0001*024"' in html and 'value="0001*025"' in html
+    assert "0002*024" not in html and 'value="0001*201"' not in html
+    for view_id in call.views:
+        assert f'name="phone_call_view_id" value="{view_id}"' in html
+    assert 'name="wait_for_pickup" type="number" min="1" step="1" value="25"' in html
+
+
+async def test_bob_cannot_open_the_dialog_of_an_acme_call(bob: User, emulator: Emulator, watcher: Watcher) -> None:
+    call = emulator.create_call("0001*100", auto=False)
+    await watcher.refresh_all()
+    client = await logged_in(bob)
+    response = await client.get(f"/calls/{call.id}/barge/")
+    assert response.status_code == 404
+    assert "no longer live" in response.content.decode()
+
+
+async def test_barging_in_over_http_answers_the_ringing_phone(
+    alice: User, emulator: Emulator, watcher: Watcher, use_emulator: UapiClient
+) -> None:
+    call = emulator.create_call("0001*100", auto=False)
+    emulator.answer_call(call.id)
+    await watcher.refresh_all()
+    agent = next(v.id for v in call.views.values() if v.role == "agent")
+    client = await logged_in(alice)
+
+    response = await client.post(
+        f"/calls/{call.id}/barge/", {"phone_call_view_id": agent, "send_call_to": "0001*024"}
+    )
+
+    assert response.status_code == 200
+    assert "0001*024 is ringing: pick up to join." in response.content.decode()
+    again = await client.post(
+        f"/calls/{call.id}/barge/", {"phone_call_view_id": agent, "send_call_to": "0001*024"}
+    )
+    assert again.status_code == 409
+    assert "already ringing" in again.content.decode()
+    assert len(emulator.rings) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "words"),
+    [
+        ({"phone_call_view_id": "99", "send_call_to": "0001*024"}, 400, "not part of this call"),
+        ({"send_call_to": "0001*201"}, 403, "not one of your phones"),
+        ({"send_call_to": "0001*024", "wait_for_pickup": "0"}, 400, "above 0"),
+        ({"send_call_to": "0001*024", "caller_id": "nobody"}, 400, "Name &lt;number&gt;"),
+        ({"send_call_to": "0001*024", "mode": "shout"}, 400, "barge in, whisper or listen"),
+    ],
+)
+async def test_bad_input_gets_a_fragment_that_says_why(
+    fields: dict[str, str], status: int, words: str,
+    alice: User, emulator: Emulator, watcher: Watcher, use_emulator: UapiClient,
+) -> None:
+    call = emulator.create_call("0001*100", auto=False)
+    emulator.answer_call(call.id)
+    await watcher.refresh_all()
+    agent = next(v.id for v in call.views.values() if v.role == "agent")
+    client = await logged_in(alice)
+
+    response = await client.post(f"/calls/{call.id}/barge/", {"phone_call_view_id": agent, **fields})
+
+    assert response.status_code == status
+    assert words in response.content.decode()
+    assert await BargeInAttempt.objects.filter(outcome="refused", http_status=status).acount() == 1
+    assert emulator.rings == []
+
+
+async def test_a_voipnow_timeout_answers_504_and_rings_nothing_twice(
+    alice: User, emulator: Emulator, watcher: Watcher, uapi: UapiClient, use_emulator: UapiClient
+) -> None:
+    call = emulator.create_call("0001*100", auto=False)
+    emulator.answer_call(call.id)
+    await watcher.refresh_all()
+    agent = next(v.id for v in call.views.values() if v.role == "agent")
+    emulator.faults.add({"path": "/uapi/phoneCalls", "method": "PUT", "kind": "timeout"})
+    uapi.deadline = 0.3
+    client = await logged_in(alice)
+
+    response = await client.post(f"/calls/{call.id}/barge/", {"phone_call_view_id": agent, "send_call_to": "0001*024"})
+
+    assert response.status_code == 504
+    assert "did not answer in time" in response.content.decode()
+    row = await BargeInAttempt.objects.aget()
+    assert (row.outcome, row.http_status) == ("unavailable", 504)
+
+
+def test_posting_without_the_csrf_token_is_refused(alice: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post("/calls/abc/barge/", {"send_call_to": "0001*024"})
+    assert response.status_code == 403
+    assert not BargeInAttempt.objects.exists()
+
+
+def test_the_hook_needs_the_secret(world: Any, settings: Any) -> None:
+    client = Client()
+    assert client.post("/hooks/voipnow/wrong/", {"CallAPIID": "x"}).status_code == 404
+    ok = client.post(f"/hooks/voipnow/{settings.CALLBOARD_HOOK_SECRET}/", {"CallAPIID": "x"})
+    assert ok.status_code == 200
+
+
+def test_the_admin_lists_the_audit_read_only(world: Any) -> None:
+    client = Client()
+    client.force_login(User.objects.get(username="admin"))
+    assert client.get("/admin/calls/bargeinattempt/").status_code == 200
+    assert client.get("/admin/calls/bargeinattempt/add/").status_code == 403
+    assert client.get("/admin/calls/extension/add/").status_code == 200
