@@ -105,12 +105,12 @@ class Command(BaseCommand):
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
 
+        async def run_watcher() -> None:
+            # Runs once the event loop does: the UAPI client belongs to that loop.
+            await watch(stop, uapi=uapi_client(), channel_layer=get_channel_layer())
+
         def start_watcher() -> None:
-            tasks.append(
-                twisted_loop.create_task(
-                    watch(stop, uapi=uapi_client(), channel_layer=get_channel_layer())
-                )
-            )
+            tasks.append(twisted_loop.create_task(run_watcher()))
 
         def stop_watcher() -> defer.Deferred[Any] | None:
             stop.set()
