@@ -35,7 +35,7 @@ class SupervisorForm(forms.ModelForm):
         fields = ("user", "organization", "phones", "default_caller_id", "default_wait_for_pickup")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         organization = data.get("organization")
         for phone in data.get("phones") or []:
             if not phone.is_phone_terminal:

@@ -133,7 +133,7 @@ class Watcher:
     async def load_directory(self) -> None:
         orgs, labels = await sync_to_async(_read_directory)()
         self._org_by_voipnow = orgs
-        self._directories = {org_id: Directory(labels=l) for org_id, l in labels.items()}
+        self._directories = {org_id: Directory(labels=names) for org_id, names in labels.items()}
         self._directory_loaded = time.monotonic()
         for org_id in orgs.values():
             if org_id not in self._orgs:

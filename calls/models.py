@@ -124,7 +124,7 @@ class Supervisor(models.Model):
         blank=True,
         related_name="supervisors",
         limit_choices_to={"type": Extension.Type.PHONE_TERMINAL},
-        help_text="Phone Terminal extensions of the same Organization this supervisor may barge in from.",
+        help_text="Phone Terminals of the same Organization this supervisor may barge in from.",
     )
     default_caller_id = models.CharField(
         "default caller ID",

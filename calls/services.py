@@ -34,7 +34,7 @@ MODES: dict[str, Action] = {
     BargeInAttempt.Mode.WHISPER: Action.WHISPER,
     BargeInAttempt.Mode.LISTEN: Action.MONITOR,
 }
-_JOIN_WORDS = {
+_JOIN_WORDS: dict[str, str] = {
     BargeInAttempt.Mode.BARGE: "pick up to join",
     BargeInAttempt.Mode.WHISPER: "pick up to whisper to the agent",
     BargeInAttempt.Mode.LISTEN: "pick up to listen",

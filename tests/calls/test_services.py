@@ -48,8 +48,11 @@ async def test_it_rings_the_supervisor_phone_and_audits_the_acceptance(
     call = await live_call(emulator, watcher)
 
     result = await barge_in(
-        user=alice, call_id=call.id, phone_call_view_id=agent_view(call),
-        send_call_to="0001*024", uapi=uapi,
+        user=alice,
+        call_id=call.id,
+        phone_call_view_id=agent_view(call),
+        send_call_to="0001*024",
+        uapi=uapi,
     )
 
     assert result.message == "0001*024 is ringing: pick up to join."
@@ -86,8 +89,12 @@ async def test_it_refuses_a_call_of_another_organization_as_if_it_did_not_exist(
     call = await live_call(emulator, watcher, "0001*100")
 
     exc = await refused(
-        NoSuchCall, user=bob, call_id=call.id, phone_call_view_id=agent_view(call),
-        send_call_to="0002*024", uapi=uapi,
+        NoSuchCall,
+        user=bob,
+        call_id=call.id,
+        phone_call_view_id=agent_view(call),
+        send_call_to="0002*024",
+        uapi=uapi,
     )
 
     assert exc.status == 404  # type: ignore[attr-defined]
@@ -96,10 +103,16 @@ async def test_it_refuses_a_call_of_another_organization_as_if_it_did_not_exist(
     assert emulator.rings == []
 
 
-async def test_it_refuses_a_call_that_is_not_live(alice: User, watcher: Watcher, uapi: UapiClient, emulator: Emulator) -> None:
+async def test_it_refuses_a_call_that_is_not_live(
+    alice: User, watcher: Watcher, uapi: UapiClient, emulator: Emulator
+) -> None:
     await refused(
-        NoSuchCall, user=alice, call_id="0123456789abcdef0123", phone_call_view_id="01",
-        send_call_to="0001*024", uapi=uapi,
+        NoSuchCall,
+        user=alice,
+        call_id="0123456789abcdef0123",
+        phone_call_view_id="01",
+        send_call_to="0001*024",
+        uapi=uapi,
     )
     [row] = await _attempts()
     assert row.outcome == "refused"
@@ -110,8 +123,12 @@ async def test_it_refuses_a_view_that_is_not_part_of_the_call(
 ) -> None:
     call = await live_call(emulator, watcher)
     exc = await refused(
-        BadInput, user=alice, call_id=call.id, phone_call_view_id="77",
-        send_call_to="0001*024", uapi=uapi,
+        BadInput,
+        user=alice,
+        call_id=call.id,
+        phone_call_view_id="77",
+        send_call_to="0001*024",
+        uapi=uapi,
     )
     assert exc.status == 400  # type: ignore[attr-defined]
     assert emulator.rings == []
@@ -131,8 +148,12 @@ async def test_it_refuses_an_extension_the_supervisor_may_not_ring(
 ) -> None:
     call = await live_call(emulator, watcher)
     exc = await refused(
-        NotAllowed, user=alice, call_id=call.id, phone_call_view_id=agent_view(call),
-        send_call_to=phone, uapi=uapi,
+        NotAllowed,
+        user=alice,
+        call_id=call.id,
+        phone_call_view_id=agent_view(call),
+        send_call_to=phone,
+        uapi=uapi,
     )
     assert why in exc.message  # type: ignore[attr-defined]
     [row] = await _attempts()
@@ -146,8 +167,13 @@ async def test_it_refuses_a_wait_for_pickup_that_is_not_a_positive_integer(
 ) -> None:
     call = await live_call(emulator, watcher)
     await refused(
-        BadInput, user=alice, call_id=call.id, phone_call_view_id=agent_view(call),
-        send_call_to="0001*024", wait_for_pickup=wait, uapi=uapi,
+        BadInput,
+        user=alice,
+        call_id=call.id,
+        phone_call_view_id=agent_view(call),
+        send_call_to="0001*024",
+        wait_for_pickup=wait,
+        uapi=uapi,
     )
     [row] = await _attempts()
     assert (row.outcome, row.http_status, row.wait_for_pickup) == ("refused", 400, wait)
@@ -159,8 +185,13 @@ async def test_it_refuses_a_caller_id_not_of_the_form_name_number(
 ) -> None:
     call = await live_call(emulator, watcher)
     exc = await refused(
-        BadInput, user=alice, call_id=call.id, phone_call_view_id=agent_view(call),
-        send_call_to="0001*024", caller_id=caller_id, uapi=uapi,
+        BadInput,
+        user=alice,
+        call_id=call.id,
+        phone_call_view_id=agent_view(call),
+        send_call_to="0001*024",
+        caller_id=caller_id,
+        uapi=uapi,
     )
     assert "Name <number>" in exc.message  # type: ignore[attr-defined]
     assert emulator.rings == []
@@ -171,8 +202,13 @@ async def test_it_sends_the_chosen_caller_id_and_wait(
 ) -> None:
     call = await live_call(emulator, watcher)
     await barge_in(
-        user=alice, call_id=call.id, phone_call_view_id=agent_view(call), send_call_to="0001*025",
-        caller_id="Quality Team <+3334444>", wait_for_pickup="12", uapi=uapi,
+        user=alice,
+        call_id=call.id,
+        phone_call_view_id=agent_view(call),
+        send_call_to="0001*025",
+        caller_id="Quality Team <+3334444>",
+        wait_for_pickup="12",
+        uapi=uapi,
     )
     [ring] = emulator.rings
     assert ring["callerId"] == "Quality Team <+3334444>"
@@ -185,7 +221,11 @@ async def test_a_second_barge_in_while_the_first_rings_is_refused_and_rings_noth
     call = await live_call(emulator, watcher)
     emulator.set_phone("0001*024", answers=False)
     kwargs: dict[str, Any] = dict(
-        user=alice, call_id=call.id, phone_call_view_id=agent_view(call), send_call_to="0001*024", uapi=uapi
+        user=alice,
+        call_id=call.id,
+        phone_call_view_id=agent_view(call),
+        send_call_to="0001*024",
+        uapi=uapi,
     )
     await barge_in(**kwargs)
     await watcher.refresh_all()
@@ -208,8 +248,12 @@ async def test_a_user_without_the_barge_in_permission_is_refused(
     alice = await User.objects.aget(pk=alice.pk)  # fresh permission cache
 
     await refused(
-        NotAllowed, user=alice, call_id=call.id, phone_call_view_id=agent_view(call),
-        send_call_to="0001*024", uapi=uapi,
+        NotAllowed,
+        user=alice,
+        call_id=call.id,
+        phone_call_view_id=agent_view(call),
+        send_call_to="0001*024",
+        uapi=uapi,
     )
     [row] = await _attempts()
     assert (row.outcome, row.http_status) == ("refused", 403)
@@ -223,8 +267,12 @@ async def test_voipnow_refusing_a_call_that_ended_answers_404_with_its_code(
     emulator.hangup_call(call.id)  # the watcher has not seen it end yet
 
     exc = await refused(
-        VoipNowRejected, user=alice, call_id=call.id, phone_call_view_id=view_id,
-        send_call_to="0001*024", uapi=uapi,
+        VoipNowRejected,
+        user=alice,
+        call_id=call.id,
+        phone_call_view_id=view_id,
+        send_call_to="0001*024",
+        uapi=uapi,
     )
 
     assert exc.status == 404  # type: ignore[attr-defined]
@@ -233,8 +281,12 @@ async def test_voipnow_refusing_a_call_that_ended_answers_404_with_its_code(
     assert (row.outcome, row.uapi_code) == ("rejected", "pc_phonecall_invalid")
     # Nothing rang, so the supervisor may try again at once (no 409).
     await refused(
-        VoipNowRejected, user=alice, call_id=call.id, phone_call_view_id=view_id,
-        send_call_to="0001*024", uapi=uapi,
+        VoipNowRejected,
+        user=alice,
+        call_id=call.id,
+        phone_call_view_id=view_id,
+        send_call_to="0001*024",
+        uapi=uapi,
     )
 
 
@@ -242,11 +294,17 @@ async def test_a_5xx_from_voipnow_says_unreachable_and_is_not_retried(
     alice: User, emulator: Emulator, watcher: Watcher, uapi: UapiClient
 ) -> None:
     call = await live_call(emulator, watcher)
-    emulator.faults.add({"path": "/uapi/phoneCalls", "method": "PUT", "kind": "status", "status": 503, "times": 1})
+    emulator.faults.add(
+        {"path": "/uapi/phoneCalls", "method": "PUT", "kind": "status", "status": 503, "times": 1}
+    )
 
     exc = await refused(
-        VoipNowUnavailable, user=alice, call_id=call.id, phone_call_view_id=agent_view(call),
-        send_call_to="0001*024", uapi=uapi,
+        VoipNowUnavailable,
+        user=alice,
+        call_id=call.id,
+        phone_call_view_id=agent_view(call),
+        send_call_to="0001*024",
+        uapi=uapi,
     )
 
     assert exc.status == 502  # type: ignore[attr-defined]

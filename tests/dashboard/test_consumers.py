@@ -26,17 +26,19 @@ def session_cookie(user: User) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-async def socket_for(user: User | None, path: str = "/ws/calls/", origin: tuple[bytes, bytes] = ORIGIN) -> WebsocketCommunicator:
+async def socket_for(
+    user: User | None, path: str = "/ws/calls/", origin: tuple[bytes, bytes] = ORIGIN
+) -> WebsocketCommunicator:
     headers = [origin]
     if user is not None:
         headers.append((b"cookie", await sync_to_async(session_cookie)(user)))
     return WebsocketCommunicator(application, path, headers=headers)
 
 
-async def drain(comm: WebsocketCommunicator, timeout: float = 0.3) -> list[str]:
-    """Everything the socket receives until it stays quiet for ``timeout``."""
+async def drain(comm: WebsocketCommunicator, quiet: float = 0.3) -> list[str]:
+    """Everything the socket receives until it stays quiet for ``quiet`` seconds."""
     out = []
-    while not await comm.receive_nothing(timeout=timeout):
+    while not await comm.receive_nothing(timeout=quiet):
         out.append(await comm.receive_from())
     return out
 
@@ -124,12 +126,16 @@ async def test_every_view_of_a_call_carries_its_id_and_status_in_words(
 
     html = "".join(await drain(ws))
 
-    views = re.findall(r'data-view-id="(\d+)"[^>]*><b>\d+</b>[^<]*<span class="status">([a-z ]+)</span>', html)
+    views = re.findall(
+        r'data-view-id="(\d+)"[^>]*><b>\d+</b>[^<]*<span class="status">([a-z ]+)</span>', html
+    )
     assert views == [(v.id, "on call") for v in sorted(call.views.values(), key=lambda v: v.id)]
     await ws.disconnect()
 
 
-async def test_a_missed_change_resends_the_snapshot(alice: User, emulator: Emulator, watcher: Watcher) -> None:
+async def test_a_missed_change_resends_the_snapshot(
+    alice: User, emulator: Emulator, watcher: Watcher
+) -> None:
     first = emulator.create_call("0001*100", auto=False)
     await watcher.refresh_all()
     ws = await socket_for(alice)
@@ -148,7 +154,9 @@ async def test_a_missed_change_resends_the_snapshot(alice: User, emulator: Emula
     await ws.disconnect()
 
 
-async def test_a_wallboard_socket_needs_its_token(world: Any, emulator: Emulator, watcher: Watcher) -> None:
+async def test_a_wallboard_socket_needs_its_token(
+    world: Any, emulator: Emulator, watcher: Watcher
+) -> None:
     board = await Wallboard.objects.select_related("organization").aget(organization__name="Acme")
     call = emulator.create_call("0001*100", auto=False)
     await watcher.refresh_all()

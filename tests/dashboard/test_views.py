@@ -80,7 +80,9 @@ async def test_the_barge_dialog_offers_the_calls_views_and_only_her_phones(
     assert 'name="wait_for_pickup" type="number" min="1" step="1" value="25"' in html
 
 
-async def test_bob_cannot_open_the_dialog_of_an_acme_call(bob: User, emulator: Emulator, watcher: Watcher) -> None:
+async def test_bob_cannot_open_the_dialog_of_an_acme_call(
+    bob: User, emulator: Emulator, watcher: Watcher
+) -> None:
     call = emulator.create_call("0001*100", auto=False)
     await watcher.refresh_all()
     client = await logged_in(bob)
@@ -123,8 +125,13 @@ async def test_barging_in_over_http_answers_the_ringing_phone(
     ],
 )
 async def test_bad_input_gets_a_fragment_that_says_why(
-    fields: dict[str, str], status: int, words: str,
-    alice: User, emulator: Emulator, watcher: Watcher, use_emulator: UapiClient,
+    fields: dict[str, str],
+    status: int,
+    words: str,
+    alice: User,
+    emulator: Emulator,
+    watcher: Watcher,
+    use_emulator: UapiClient,
 ) -> None:
     call = emulator.create_call("0001*100", auto=False)
     emulator.answer_call(call.id)
@@ -132,7 +139,9 @@ async def test_bad_input_gets_a_fragment_that_says_why(
     agent = next(v.id for v in call.views.values() if v.role == "agent")
     client = await logged_in(alice)
 
-    response = await client.post(f"/calls/{call.id}/barge/", {"phone_call_view_id": agent, **fields})
+    response = await client.post(
+        f"/calls/{call.id}/barge/", {"phone_call_view_id": agent, **fields}
+    )
 
     assert response.status_code == status
     assert words in response.content.decode()
@@ -151,7 +160,9 @@ async def test_a_voipnow_timeout_answers_504_and_rings_nothing_twice(
     uapi.deadline = 0.3
     client = await logged_in(alice)
 
-    response = await client.post(f"/calls/{call.id}/barge/", {"phone_call_view_id": agent, "send_call_to": "0001*024"})
+    response = await client.post(
+        f"/calls/{call.id}/barge/", {"phone_call_view_id": agent, "send_call_to": "0001*024"}
+    )
 
     assert response.status_code == 504
     assert "did not answer in time" in response.content.decode()

@@ -15,7 +15,7 @@ from calls.uapi.client import UapiClient
 
 
 class Command(BaseCommand):
-    help = "Watch VoipNow's live calls and broadcast changes to the dashboards (one active per deployment)."
+    help = "Watch live calls and broadcast changes to the dashboards (one active per deployment)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         asyncio.run(self._main())

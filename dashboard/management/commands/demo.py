@@ -93,13 +93,13 @@ class Command(BaseCommand):
 
     def _serve(self, host: str, port: int) -> None:
         # daphne.server installs the asyncio reactor on import: import it before twisted.
+        from channels.layers import get_channel_layer
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server, twisted_loop
         from twisted.internet import defer, reactor
 
         from calls.connection import uapi_client
         from calls.live import watch
-        from channels.layers import get_channel_layer
         from dashboard.asgi import application
 
         stop = asyncio.Event()
@@ -120,8 +120,8 @@ class Command(BaseCommand):
                 )
             return None
 
-        reactor.callWhenRunning(start_watcher)  # type: ignore[attr-defined]
-        reactor.addSystemEventTrigger("before", "shutdown", stop_watcher)  # type: ignore[attr-defined]
+        reactor.callWhenRunning(start_watcher)
+        reactor.addSystemEventTrigger("before", "shutdown", stop_watcher)  # type: ignore[arg-type]
         Server(
             application=application,
             endpoints=build_endpoint_description_strings(host=host, port=port),
