@@ -216,13 +216,20 @@ class Watcher:
         """Diff ``now`` against the last snapshot; store and broadcast what changed."""
         prev = state.calls
         changed = [c for cid, c in now.items() if prev.get(cid) != c]
-        removed = [cid for cid in prev.keys() | state.inherited if cid not in now]
-        state.inherited = set()
+        inherited, state.inherited = state.inherited, set()
+        removed = [cid for cid in prev.keys() | inherited if cid not in now]
         if not changed and not removed and state.version:
             return
         directory = self._directories.get(state.org_id) or Directory(labels={})
         rows = {c.id: render_row(c, directory) for c in changed}
-        ordered = sorted(now.values(), key=lambda c: (c.published or _EPOCH, c.id))
+        unchanged: set[str] = set()
+        if inherited:
+            # Taking over from another watcher: screens already show its rows.
+            keys = {_row_key(state.org_id, cid): cid for cid in rows if cid in inherited}
+            shown = await cache.aget_many(list(keys))
+            unchanged = {keys[k] for k, html in shown.items() if html == rows[keys[k]]}
+        # VoipNow lists calls by publish time; new calls from events come last: keep that order.
+        ordered = list(now.values())
         state.calls = now
         state.version += 1
         entries: dict[str, Any] = {_row_key(state.org_id, cid): html for cid, html in rows.items()}
@@ -239,9 +246,10 @@ class Watcher:
             {"version": state.version, "ids": [c.id for c in ordered]},
             ROW_TTL,
         )
-        if not rows and not removed:
+        sent = [html for cid, html in rows.items() if cid not in unchanged]
+        if not sent and not removed:
             return
-        html = "".join(rows.values()) + "".join(render_gone(cid) for cid in removed)
+        html = "".join(sent) + "".join(render_gone(cid) for cid in removed)
         await self.layer.group_send(
             org_group(state.org_id),
             {"type": "calls.changes", "version": state.version, "html": html},
@@ -350,9 +358,6 @@ class Watcher:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await listener
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _live_call(call: PhoneCall, org_id: int, directory: Directory) -> LiveCall:

@@ -1,0 +1,174 @@
+"""The watcher: what it publishes, how it survives a bad VoipNow, and one active at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+from channels.layers import get_channel_layer
+
+from calls import live
+from calls.live import LeaderLock, Watcher
+from calls.models import Organization
+from calls.uapi.client import UapiClient
+from calls.uapi.emulator import Emulator
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def acme_id() -> int:
+    return (await Organization.objects.aget(name="Acme")).pk
+
+
+async def listen(group: str) -> tuple[Any, str]:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    return layer, channel
+
+
+async def messages(layer: Any, channel: str, quiet: float = 0.2) -> list[dict[str, Any]]:
+    out = []
+    while True:
+        try:
+            out.append(await asyncio.wait_for(layer.receive(channel), quiet))
+        except TimeoutError:
+            return out
+
+
+async def test_only_what_changed_is_broadcast_once_per_cycle(
+    emulator: Emulator, watcher: Watcher
+) -> None:
+    a = emulator.create_call("0001*100", auto=False)
+    b = emulator.create_call("0001*101", auto=False)
+    await watcher.refresh_all()
+    layer, channel = await listen(live.org_group(await acme_id()))
+
+    emulator.answer_call(a.id)
+    await watcher.refresh_all()
+    await watcher.refresh_all()  # nothing changed since: nothing is sent
+
+    [message] = await messages(layer, channel)
+    assert message["type"] == "calls.changes"
+    assert f'id="call-{a.id}"' in message["html"]
+    assert b.id not in message["html"]
+
+
+async def test_the_snapshot_lists_rows_in_arrival_order(
+    emulator: Emulator, watcher: Watcher
+) -> None:
+    ids = [emulator.create_call(q, auto=False).id for q in ("0001*100", "0001*101", "0001*100")]
+    await watcher.refresh_all()
+
+    version, rows = await live.snapshot(await acme_id())
+
+    assert version >= 1
+    assert [next(i for i in ids if i in row) for row in rows] == ids
+
+
+async def test_a_call_event_refreshes_just_that_call(emulator: Emulator, watcher: Watcher) -> None:
+    call = emulator.create_call("0001*100", auto=False)
+    await watcher.refresh_all()
+    layer, channel = await listen(live.org_group(await acme_id()))
+    emulator.answer_call(call.id)
+
+    await watcher.refresh_calls([call.id])
+
+    [message] = await messages(layer, channel)
+    assert 'class="call state-talking"' in message["html"]
+    emulator.hangup_call(call.id)
+    await watcher.refresh_calls([call.id])
+    [gone] = await messages(layer, channel)
+    assert f'<tr id="call-{call.id}" hx-swap-oob="delete"' in gone["html"]
+
+
+@pytest.mark.parametrize("kind", ["malformed", "truncated", "drop", "status"])
+async def test_a_bad_answer_from_voipnow_never_stops_the_watcher(
+    kind: str, emulator: Emulator, watcher: Watcher
+) -> None:
+    call = emulator.create_call("0001*100", auto=False)
+    emulator.faults.add(
+        {"path": "/uapi/phoneCalls", "method": "GET", "kind": kind, "status": 500, "times": 1}
+    )
+    layer, channel = await listen(live.STATUS_GROUP)
+    watcher.poll_interval = 0.05
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            _, rows = await live.snapshot(await acme_id())
+            if rows:
+                break
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+    assert any(call.id in row for row in rows)
+    banners = [m["html"] for m in await messages(layer, channel)]
+    assert any("VoipNow cannot be reached" in html for html in banners)
+    assert 'data-state="ok"' in banners[-1]
+
+
+async def test_a_new_watcher_removes_the_rows_its_predecessor_left(
+    emulator: Emulator, watcher: Watcher, uapi: UapiClient
+) -> None:
+    gone = emulator.create_call("0001*100", auto=False)
+    kept = emulator.create_call("0001*100", auto=False)
+    await watcher.refresh_all()
+    old_version, _ = await live.snapshot(await acme_id())
+    emulator.hangup_call(gone.id)  # while no watcher runs
+
+    successor = Watcher(uapi, channel_layer=get_channel_layer(), poll_interval=1, call_events=False)
+    await successor.load_directory()
+    layer, channel = await listen(live.org_group(await acme_id()))
+    await successor.refresh_all()
+
+    [message] = await messages(layer, channel)
+    assert message["version"] == old_version + 1
+    assert f'<tr id="call-{gone.id}" hx-swap-oob="delete"' in message["html"]
+    assert kept.id not in message["html"]  # unchanged for the screens: not sent again
+    _, rows = await live.snapshot(await acme_id())
+    assert len(rows) == 1 and kept.id in rows[0]
+
+
+async def test_only_one_watcher_holds_the_lock_and_another_takes_over_when_it_expires() -> None:
+    first, second = LeaderLock(ttl=0.5), LeaderLock(ttl=0.5)
+    assert await first.acquire() is True
+    assert await second.acquire() is False
+    assert await first.renew() is True
+    await asyncio.sleep(0.7)  # the holder died: nobody renewed
+    assert await second.acquire() is True
+    assert await first.renew() is False
+
+
+async def test_the_hook_wakes_the_watcher(
+    emulator: Emulator, watcher: Watcher, settings: Any
+) -> None:
+    from django.test import AsyncClient
+
+    call = emulator.create_call("0001*100", auto=False)
+    watcher.poll_interval = 3600  # only the event can bring the call in
+    stop = asyncio.Event()
+    await watcher.refresh_all()
+    task = asyncio.create_task(watcher.run(stop))
+    try:
+        await asyncio.sleep(0.1)
+        emulator.answer_call(call.id)
+        response = await AsyncClient().post(
+            f"/hooks/voipnow/{settings.CALLBOARD_HOOK_SECRET}/",
+            {"CallAPIID": call.id, "CallStatus": "ANSWER"},
+        )
+        assert response.status_code == 200
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            _, rows = await live.snapshot(await acme_id())
+            if rows and "state-talking" in rows[0]:
+                break
+    finally:
+        stop.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(task, 5)
+    assert "state-talking" in rows[0]
