@@ -95,6 +95,8 @@ class _OrgState:
     calls: dict[str, PhoneCall] = field(default_factory=dict)
     # Ids a previous watcher published: screens may still show them.
     inherited: set[str] = field(default_factory=set)
+    # A publish failed half-way (Redis down): the store and the screens may miss anything.
+    dirty: bool = False
 
 
 class Watcher:
@@ -213,47 +215,54 @@ class Watcher:
             await self._publish(state, now)
 
     async def _publish(self, state: _OrgState, now: dict[str, PhoneCall]) -> None:
-        """Diff ``now`` against the last snapshot; store and broadcast what changed."""
-        prev = state.calls
+        """Diff ``now`` against the last snapshot; store and broadcast what changed.
+
+        If storing or sending fails half-way (Redis down), the next publish of this
+        Organization sends everything again, so no screen and no snapshot stays behind.
+        """
+        if state.dirty:
+            state.inherited |= set(state.calls)
+            state.calls = {}
+        prev, inherited = state.calls, state.inherited
         changed = [c for cid, c in now.items() if prev.get(cid) != c]
-        inherited, state.inherited = state.inherited, set()
         removed = [cid for cid in prev.keys() | inherited if cid not in now]
-        if not changed and not removed and state.version:
+        if not changed and not removed and state.version and not state.dirty:
             return
         directory = self._directories.get(state.org_id) or Directory(labels={})
         rows = {c.id: render_row(c, directory) for c in changed}
-        unchanged: set[str] = set()
-        if inherited:
-            # Taking over from another watcher: screens already show its rows.
-            keys = {_row_key(state.org_id, cid): cid for cid in rows if cid in inherited}
-            shown = await cache.aget_many(list(keys))
-            unchanged = {keys[k] for k, html in shown.items() if html == rows[keys[k]]}
-        # VoipNow lists calls by publish time; new calls from events come last: keep that order.
-        ordered = list(now.values())
-        state.calls = now
-        state.version += 1
+        # Versions grow with time, so a watcher that starts afresh (Redis lost its data, say)
+        # never reuses a version screens have already seen.
+        version = max(state.version + 1, time.time_ns() // 1000)
+        state.dirty = True
         entries: dict[str, Any] = {_row_key(state.org_id, cid): html for cid, html in rows.items()}
         for call in changed:
             entries[call_key(call.id)] = _live_call(call, state.org_id, directory).to_cache()
+        unchanged: set[str] = set()
+        if inherited:
+            # Taking over from another watcher: screens already show the rows it published.
+            keys = {_row_key(state.org_id, cid): cid for cid in rows if cid in inherited}
+            shown = await cache.aget_many(list(keys))
+            unchanged = {keys[k] for k, html in shown.items() if html == rows[keys[k]]}
         await cache.aset_many(entries, ROW_TTL)
         if removed:
             await cache.adelete_many(
                 [_row_key(state.org_id, cid) for cid in removed]
                 + [call_key(cid) for cid in removed]
             )
-        await cache.aset(
-            _index_key(state.org_id),
-            {"version": state.version, "ids": [c.id for c in ordered]},
-            ROW_TTL,
-        )
+        # VoipNow lists calls by publish time; new calls from events come last: keep that order.
+        await cache.aset(_index_key(state.org_id), {"version": version, "ids": list(now)}, ROW_TTL)
         sent = [html for cid, html in rows.items() if cid not in unchanged]
-        if not sent and not removed:
-            return
-        html = "".join(sent) + "".join(render_gone(cid) for cid in removed)
-        await self.layer.group_send(
-            org_group(state.org_id),
-            {"type": "calls.changes", "version": state.version, "html": html},
-        )
+        if sent or removed:
+            await self.layer.group_send(
+                org_group(state.org_id),
+                {
+                    "type": "calls.changes",
+                    "version": version,
+                    "prev": state.version,
+                    "html": "".join(sent) + "".join(render_gone(cid) for cid in removed),
+                },
+            )
+        state.calls, state.inherited, state.version, state.dirty = now, set(), version, False
 
     # -- freshness --
 
@@ -270,14 +279,35 @@ class Watcher:
                 "as_of": prev.get("as_of"),
                 "since": prev.get("since") if prev.get("state") == state else now,
             }
-        flipped = status["state"] != self._status.get("state")
+        heartbeat = (
+            status["state"] != prev.get("state")
+            or time.monotonic() - self._last_heartbeat >= HEARTBEAT_EVERY
+        )
         self._status = status
-        await cache.aset(STATUS_KEY, status, ROW_TTL)
-        if flipped or time.monotonic() - self._last_heartbeat >= HEARTBEAT_EVERY:
-            self._last_heartbeat = time.monotonic()
-            await self.layer.group_send(
-                STATUS_GROUP, {"type": "calls.status", "html": render_status(status)}
-            )
+        try:
+            await cache.aset(STATUS_KEY, status, ROW_TTL)
+            if heartbeat:
+                self._last_heartbeat = time.monotonic()
+                await self._check_store()
+                await self.layer.group_send(
+                    STATUS_GROUP,
+                    {
+                        "type": "calls.status",
+                        "html": render_status(status),
+                        # Lets every screen notice a change it missed (Redis restarted, say).
+                        "versions": {str(o): s.version for o, s in self._orgs.items() if s.version},
+                    },
+                )
+        except Exception as exc:  # Redis down: the heartbeat is lost, the watch goes on
+            log.warning("could not publish the live status: %s", exc)
+
+    async def _check_store(self) -> None:
+        """Notice a store that lost what we published (Redis restarted without persistence)
+        and publish everything again on the next cycle."""
+        for org_id, state in self._orgs.items():
+            if state.version and await cache.aget(_index_key(org_id)) is None:
+                log.warning("the live store lost organization %s; republishing", org_id)
+                state.dirty = True
 
     # -- Call Events --
 

@@ -3,6 +3,9 @@ send the snapshot, forward what the watcher broadcasts."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -14,6 +17,11 @@ from calls.models import Wallboard
 from calls.selectors import supervisor_of
 
 SNAPSHOT_TEMPLATE = "calls/live.html#calls-snapshot"
+# Group membership lives in the channel layer (Redis): re-join now and then, so a Redis restart
+# or the layer's group expiry never leaves a screen silently out of its groups.
+REJOIN_EVERY = 20.0
+
+log = logging.getLogger(__name__)
 
 
 class _LiveConsumer(AsyncWebsocketConsumer):
@@ -21,6 +29,7 @@ class _LiveConsumer(AsyncWebsocketConsumer):
 
     org_id: int
     version = 0
+    _rejoin: asyncio.Task[None] | None = None
 
     async def organization_for(self) -> int | None:
         raise NotImplementedError
@@ -36,6 +45,26 @@ class _LiveConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         await self.send_snapshot()
+        self._rejoin = asyncio.create_task(self._keep_groups())
+
+    async def disconnect(self, code: int) -> None:
+        if self._rejoin is not None:
+            self._rejoin.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rejoin
+
+    async def _keep_groups(self) -> None:
+        while True:
+            await asyncio.sleep(REJOIN_EVERY)
+            try:
+                for group in self.groups:
+                    await self.channel_layer.group_add(group, self.channel_name)
+            except Exception as exc:
+                # The layer is unreachable: close, and let the browser come back (and get a
+                # fresh snapshot) once it is.
+                log.warning("could not re-join the live groups: %s", exc)
+                await self.close(code=1011)
+                return
 
     async def send_snapshot(self) -> None:
         # Joined the groups first: a change published while we read is forwarded as well, and
@@ -50,17 +79,22 @@ class _LiveConsumer(AsyncWebsocketConsumer):
         return
 
     async def calls_changes(self, event: dict[str, Any]) -> None:
-        version = event["version"]
-        if version <= self.version:
-            return
-        if version != self.version + 1:
+        if event["version"] <= self.version:
+            return  # already in the snapshot this screen got
+        if event["prev"] != self.version:
             # A change was missed (layer overflow, watcher handover): resync from the store.
             await self.send_snapshot()
             return
-        self.version = version
+        self.version = event["version"]
         await self.send(text_data=event["html"])
 
     async def calls_status(self, event: dict[str, Any]) -> None:
+        latest = event.get("versions", {}).get(str(self.org_id))
+        if latest is not None and latest > self.version:
+            # The heartbeat follows every change on the same channel, so a difference here
+            # means a change never reached this screen.
+            await self.send_snapshot()
+            return
         await self.send(text_data=event["html"])
 
 

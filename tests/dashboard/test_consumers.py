@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
@@ -151,6 +152,31 @@ async def test_a_missed_change_resends_the_snapshot(
 
     assert '<tbody id="calls-body"' in html
     assert row_ids(html) == {first.id, second.id}
+    await ws.disconnect()
+
+
+async def test_a_heartbeat_newer_than_the_screen_resends_the_snapshot(
+    alice: User, emulator: Emulator, watcher: Watcher
+) -> None:
+    call = emulator.create_call("0001*100", auto=False)
+    await watcher.refresh_all()
+    ws = await socket_for(alice)
+    await ws.connect()
+    await drain(ws)
+    org = next(o for o, s in watcher._orgs.items() if call.id in s.calls)
+    layer = get_channel_layer()
+
+    await layer.group_send(
+        "calls.status",
+        {"type": "calls.status", "html": "<div id='x'></div>", "versions": {str(org): 1}},
+    )
+    assert await drain(ws) == ["<div id='x'></div>"]  # an older version: nothing missed
+    await layer.group_send(
+        "calls.status",
+        {"type": "calls.status", "html": "<div id='x'></div>", "versions": {str(org): 2**62}},
+    )
+    [resync] = await drain(ws)
+    assert '<tbody id="calls-body"' in resync and call.id in resync
     await ws.disconnect()
 
 
