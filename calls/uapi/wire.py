@@ -94,6 +94,11 @@ class ErrorCode(StrEnum):
     PC_MAXINPARKING_INVALID = "pc_maxinparking_invalid"
     PC_PRIVATE_INVALID = "pc_private_invalid"
     PC_PHONENUMBER_INVALID = "pc_phonenumber_invalid"
+    # Create Simple PhoneCalls (undocumented codes, named like the documented ones)
+    PC_EXTENSION_INVALID = "pc_extension_invalid"
+    PC_SOURCE_INVALID = "pc_source_invalid"
+    PC_DESTINATION_INVALID = "pc_destination_invalid"
+    PC_CALLDURATION_INVALID = "pc_callduration_invalid"
     # PhoneCallEvents
     PCE_TYPE_INVALID = "pce_type_invalid"
     PCE_METHOD_INVALID = "pce_method_invalid"

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from calls.uapi.wire import (
+    EXTENSION_SELF,
     MAX_COUNT,
     AgentStatus,
     CallEventType,
@@ -174,7 +175,8 @@ def context_of(request: Request, emulator: Emulator) -> Context:
 async def phone_calls(request: Request, emulator: Emulator) -> Response:
     if request.method not in ("GET", "PUT", "DELETE"):
         authenticate(request, emulator)
-        raise not_implemented()  # e.g. the Create PhoneCalls requests (POST .../simple)
+        # e.g. Create Callback and ConferenceInvite PhoneCalls (POST .../callback, ...)
+        raise not_implemented()
     context = context_of(request, emulator)
     call_id: str | None = request.path_params.get("phoneCallId")
     if request.method == "GET":
@@ -202,6 +204,21 @@ async def phone_calls(request: Request, emulator: Emulator) -> Response:
             return no_content()
         return json_response([{"id": i} for i in hung_up])
     raise not_implemented()
+
+
+@uapi_endpoint
+async def create_simple_phone_calls(request: Request, emulator: Emulator) -> Response:
+    """POST /uapi/phoneCalls/{userId}/simple: answers ``Array<PhoneCall>`` with the new call."""
+    account = authenticate(request, emulator)
+    context = emulator.resolve(account, request.path_params["userId"], EXTENSION_SELF)
+    query = request.query_params
+    call = emulator.create_simple_call(
+        context,
+        await read_json(request),
+        wait_for_pickup=query.get("waitForPickup"),
+        call_duration=query.get("callDuration"),
+    )
+    return json_response([call.to_json(base_url(request, emulator))])
 
 
 def _int_param(request: Request, name: str, default: int, low: int, code: ErrorCode) -> int:

@@ -40,6 +40,12 @@ def uapi_routes(prefix: str) -> list[BaseRoute]:
     calls = f"{prefix}/phoneCalls/{{userId}}/{{extension}}"
     exts = f"{prefix}/extensions/{{userId}}/{{extension}}"
     return [
+        # Before the list route, which would take "simple" for an extension.
+        Route(
+            f"{prefix}/phoneCalls/{{userId}}/simple",
+            api.create_simple_phone_calls,
+            methods=["POST"],
+        ),
         Route(calls, api.phone_calls, methods=ALL_METHODS),
         Route(f"{calls}/{{phoneCallId}}", api.phone_calls, methods=ALL_METHODS),
         Route(f"{exts}/phoneCallEvents", api.phone_call_events, methods=ALL_METHODS),

@@ -198,8 +198,8 @@ async def test_a_numeric_user_id_below_the_token_account_is_accepted(
 async def test_unknown_paths_under_the_prefix_are_not_implemented(
     http: httpx.AsyncClient, auth: dict
 ) -> None:
-    for path in ("/uapi/cdr", "/unifiedapi/faxes/@me/0001*024", "/uapi/phoneCalls/@me/simple"):
-        method = "POST" if path.endswith("simple") else "GET"
+    for path in ("/uapi/cdr", "/unifiedapi/faxes/@me/0001*024", "/uapi/phoneCalls/@me/callback"):
+        method = "POST" if path.endswith("callback") else "GET"
         response = await http.request(method, path, headers=auth)
         assert response.status_code == 501, path
         assert error_code(response) == "request_not_implemented"
