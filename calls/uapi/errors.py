@@ -29,12 +29,14 @@ class UapiUnavailable(UapiError):
 
 
 class UapiRejected(UapiError):
-    """VoipNow answered 4xx; ``code`` is the UAPI error code (``pc_timeout_invalid``, ...)."""
+    """VoipNow answered 4xx; ``code`` is the UAPI error code (``pc_timeout_invalid``, ...),
+    ``detail`` VoipNow's own message (for logs; ``message`` is ours, for people)."""
 
-    def __init__(self, message: str, *, status: int, code: str) -> None:
+    def __init__(self, message: str, *, status: int, code: str, detail: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.detail = detail
 
 
 class UapiAuthError(UapiRejected):

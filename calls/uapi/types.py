@@ -173,13 +173,17 @@ class PhoneCallAction:
     phone_call_view_id: str
     send_call_to: str | None = None
     caller_id: str | None = None
-    wait_for_pickup: int | None = None
+    # Seconds; a string is sent as is (the spec's example sends "20").
+    wait_for_pickup: int | str | None = None
     private: bool | None = None
     format: str | None = None
     max_in_parking: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"action": str(self.action), "phoneCallViewId": self.phone_call_view_id}
+        body: dict[str, Any] = {
+            "action": str(self.action),
+            "phoneCallViewId": self.phone_call_view_id,
+        }
         if self.send_call_to is not None:
             body["sendCallTo"] = self.send_call_to
         if self.caller_id is not None:
