@@ -5,9 +5,10 @@ matches a path prefix (``/unifiedapi`` is treated as ``/uapi``) and optionally a
 may be limited to the next N matching requests.
 
 Which faults reach the emulator's logic (so a PUT still rings a phone) and which do not:
-``latency``, ``drop`` and ``truncated`` run the request and then delay or spoil its answer
-(the hard case for a client: it did happen, but the client cannot tell); ``status``,
-``timeout`` and ``malformed`` answer in place of the emulator, which never sees the request.
+``latency``, ``drop``, ``truncated`` and ``garbled`` run the request and then delay or spoil
+its answer (the hard case for a client: it did happen, but the client cannot tell);
+``status``, ``timeout`` and ``malformed`` answer in place of the emulator, which never sees
+the request.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +28,7 @@ from calls.uapi.wire import ErrorCode
 from .errors import ControlError
 from .model import dumps
 
-KINDS = ("latency", "status", "timeout", "drop", "malformed", "truncated")
+KINDS = ("latency", "status", "timeout", "drop", "malformed", "truncated", "garbled")
 # timeout without "seconds" waits for the client to go away; this bound only keeps a
 # forgotten request from living forever.
 MAX_HANG_SECONDS = 3600.0
@@ -178,7 +180,13 @@ class FaultMiddleware:
         else:
             status, headers, body = await _capture(self.app, scope, receive)
             cut = body[: len(body) // 2]
-            if kind == "truncated":
+            if kind == "garbled":
+                body = _garble(body)
+                headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+                headers.append((b"content-length", str(len(body)).encode()))
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            elif kind == "truncated":
                 headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
                 headers.append((b"content-length", str(len(cut)).encode()))
                 await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -187,6 +195,20 @@ class FaultMiddleware:
                 await send({"type": "http.response.start", "status": status, "headers": headers})
                 await send({"type": "http.response.body", "body": cut, "more_body": True})
                 raise DroppedConnection("Server disconnected without sending a complete response.")
+
+
+def _garble(body: bytes) -> bytes:
+    """The first ``entry`` of a collection without its ``id``: valid JSON, but not a call a
+    client can use. Other bodies are answered unchanged."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    entries = data.get("entry") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
+        return body
+    entries[0].pop("id", None)
+    return dumps(data)
 
 
 async def _answer(send: Send, status: int, body: bytes, content_type: bytes) -> None:
