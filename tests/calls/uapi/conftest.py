@@ -15,6 +15,16 @@ from starlette.applications import Starlette
 
 from calls.uapi.emulator import Emulator, create_app
 
+# The contract suite's fixtures (test_contract.py): its target, client, cleanup tracker, the
+# emulator's control API and a Call Event receiver.
+from .contract_support import (  # noqa: F401
+    call_event_receiver,
+    contract_target,
+    control,
+    made,
+    voipnow,
+)
+
 BASE = "http://voipnow.test"
 
 
