@@ -332,8 +332,19 @@ class Watcher:
         self._wake.set()
 
     async def _listen_for_events(self) -> None:
+        failures = 0
         while True:
-            message = await self.layer.receive(WATCHER_CHANNEL)
+            try:
+                message = await self.layer.receive(WATCHER_CHANNEL)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The layer is down (Redis restarting): polling carries on meanwhile.
+                failures += 1
+                log.warning("cannot receive Call Events from the channel layer: %s", exc)
+                await asyncio.sleep(min(BACKOFF_MAX, 0.5 * 2 ** min(failures, 6)))
+                continue
+            failures = 0
             if message.get("type") == "call.event":
                 self.call_event(message.get("call_id"))
 
@@ -487,7 +498,13 @@ async def watch(
     hook_url = f"{settings.CALLBOARD_PUBLIC_URL}/hooks/voipnow/{settings.CALLBOARD_HOOK_SECRET}/"
     waiting_logged = False
     while not stop.is_set():
-        if not await lock.acquire():
+        try:
+            acquired = await lock.acquire()
+        except Exception as exc:
+            # Redis is down: nobody can hold the lock, so nobody publishes; try again soon.
+            log.warning("cannot reach the watcher lock: %s", exc)
+            acquired = False
+        if not acquired:
             if not waiting_logged:
                 log.info("another watcher is active; standing by")
                 waiting_logged = True
@@ -511,7 +528,8 @@ async def watch(
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-    await lock.release()
+    with contextlib.suppress(Exception):
+        await lock.release()
 
 
 async def _keep_lock(lock: LeaderLock, stop: asyncio.Event, halt: asyncio.Event) -> None:

@@ -1,0 +1,149 @@
+"""Several processes, one source of truth: two daphne processes and watchers on Redis and
+PostgreSQL, with screens that must always end up showing what VoipNow has."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import skip_or_fail
+from tests.integration.stack import Screen, Stack, port_open, wait_for
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+POSTGRES_URL = os.environ.get(
+    "CALLBOARD_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _postgres_answers() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, connect_timeout=2):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if not _postgres_answers():
+        skip_or_fail(f"PostgreSQL does not answer at {POSTGRES_URL}")
+    import shutil
+
+    if not shutil.which("redis-server"):
+        skip_or_fail("redis-server is not installed")
+    s = Stack(workdir=Path(tmp_path_factory.mktemp("stack")), postgres_admin_url=POSTGRES_URL)
+    try:
+        s.setup()
+        s.start_daphne("daphne-a", s.ports["a"], s.ports["a"])
+        s.start_daphne("daphne-b", s.ports["b"], s.ports["a"])
+        s.start_watcher("watcher-1", s.ports["a"])
+        wait_for(lambda: "call events registered" in s.log("watcher-1"), 30, "the first watcher")
+        yield s
+    finally:
+        s.teardown()
+
+
+@pytest.fixture
+async def screens(stack: Stack) -> AsyncIterator[list[Screen]]:
+    session = stack.session("alice")
+    out = []
+    for name in ("a", "b"):
+        port = stack.ports[name]
+        screen = Screen(f"ws://127.0.0.1:{port}/ws/calls/", session, f"http://127.0.0.1:{port}")
+        screen.start()
+        out.append(screen)
+    for screen in out:
+        await screen.until(lambda s: s.snapshots >= 1, 15, "the first snapshot")
+    yield out
+    for screen in out:
+        await screen.stop()
+
+
+def live_ids(stack: Stack) -> set[str]:
+    import httpx
+
+    calls = httpx.get(f"http://127.0.0.1:{stack.emulator_port}/_emulator/calls", timeout=5).json()
+    entries = calls if isinstance(calls, list) else calls.get("entry", calls.get("calls", []))
+    return {c["id"] for c in entries if c.get("ownerId") == "1"}
+
+
+async def test_a_screen_on_each_daphne_receives_the_same_change(
+    stack: Stack, screens: list[Screen]
+) -> None:
+    call_id = stack.start_call("0001*100")
+
+    for screen in screens:
+        await screen.until(lambda s: call_id in s.rows, 10, f"call {call_id}")
+
+    assert screens[0].rows[call_id] == screens[1].rows[call_id]
+    assert "0002*" not in "".join(screens[0].rows.values())
+    stack.hang_up(call_id)
+    for screen in screens:
+        await screen.until(lambda s: call_id not in s.rows, 10, f"call {call_id} to end")
+
+
+async def test_killing_the_active_watcher_hands_over_within_ten_seconds(
+    stack: Stack, screens: list[Screen]
+) -> None:
+    stack.start_watcher("watcher-2", stack.ports["a"])
+    wait_for(lambda: "standing by" in stack.log("watcher-2"), 15, "the second watcher to stand by")
+    assert "watching VoipNow" not in stack.log("watcher-2")
+
+    killed_at = time.monotonic()
+    stack.stop("watcher-1", signal.SIGKILL)
+    call_id = stack.start_call("0001*101")
+    for screen in screens:
+        await screen.until(lambda s: call_id in s.rows, 12, "the new watcher to publish")
+    handover = time.monotonic() - killed_at
+
+    assert "watching VoipNow" in stack.log("watcher-2")
+    assert handover <= 10, f"handover took {handover:.1f}s"
+
+
+async def test_restarting_redis_ends_with_every_screen_resynced(
+    stack: Stack, screens: list[Screen]
+) -> None:
+    before = stack.start_call("0001*100")
+    for screen in screens:
+        await screen.until(lambda s: before in s.rows, 10, "the first call")
+
+    stack.stop("redis", signal.SIGKILL)
+    during = stack.start_call("0001*101")
+    stack.hang_up(before)
+    await asyncio.sleep(1.5)
+    stack.start_redis()
+
+    expected = live_ids(stack)
+    assert during in expected and before not in expected
+    for screen in screens:
+        await screen.until(lambda s: set(s.rows) == expected, 30, f"a resync to {expected}")
+
+
+async def test_restarting_the_daphne_processes_ends_with_every_screen_resynced(
+    stack: Stack, screens: list[Screen]
+) -> None:
+    for name in ("a", "b"):
+        stack.stop(f"daphne-{name}")
+    wait_for(lambda: not any(port_open(p) for p in stack.ports.values()), 10, "daphne to stop")
+    changed = stack.start_call("0001*100")
+    snapshots = [s.snapshots for s in screens]
+    for name in ("a", "b"):
+        stack.start_daphne(f"daphne-{name}", stack.ports[name], stack.ports["a"])
+
+    expected = live_ids(stack)
+    assert changed in expected
+    for screen, seen in zip(screens, snapshots, strict=True):
+        await screen.until(
+            lambda s, seen=seen: s.snapshots > seen and set(s.rows) == expected, 30, "a resync"
+        )
+    assert all(re.fullmatch(r"[0-9a-f]+", i) for i in expected)
