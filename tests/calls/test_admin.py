@@ -1,0 +1,94 @@
+"""What admins configure: extensions numbered for their organization, supervisors' phones."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from calls.models import Extension, Organization, Supervisor
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(world: Any) -> Client:
+    client = Client()
+    client.force_login(User.objects.get(username="admin"))
+    return client
+
+
+def test_an_extension_number_must_carry_its_organizations_prefix(admin_client: Client) -> None:
+    acme = Organization.objects.get(name="Acme")
+    form = {"organization": acme.pk, "type": "term", "label": "New desk", "caller_id": ""}
+
+    wrong = admin_client.post("/admin/calls/extension/add/", {**form, "number": "0002*777"})
+    malformed = admin_client.post("/admin/calls/extension/add/", {**form, "number": "0001-777"})
+    right = admin_client.post("/admin/calls/extension/add/", {**form, "number": "0001*777"})
+
+    assert "Extensions of Acme start with 0001*." in wrong.content.decode()
+    assert "Enter the number as yyyy*zzz" in malformed.content.decode()
+    assert right.status_code == 302
+    assert Extension.objects.get(number="0001*777").organization == acme
+
+
+def test_every_voipnow_extension_type_can_be_chosen(admin_client: Client) -> None:
+    html = admin_client.get("/admin/calls/extension/add/").content.decode()
+    for label in [
+        "Phone Terminal",
+        "Queue",
+        "IVR",
+        "Voicemail Center",
+        "Conference",
+        "Callback",
+        "Calling Card",
+        "Intercom/Paging",
+        "Queue Login Center",
+    ]:
+        assert f">{label}</option>" in html
+
+
+def test_a_supervisor_may_only_be_given_phone_terminals_of_their_organization(
+    admin_client: Client,
+) -> None:
+    alice = Supervisor.objects.get(user__username="alice")
+    url = f"/admin/calls/supervisor/{alice.pk}/change/"
+    base = {
+        "user": alice.user_id,
+        "organization": alice.organization_id,
+        "default_caller_id": "",
+        "default_wait_for_pickup": "25",
+    }
+    queue = Extension.objects.get(number="0001*100")
+    other = Extension.objects.get(number="0002*024")
+    own = Extension.objects.get(number="0001*025")
+
+    refused = admin_client.post(url, {**base, "phones": [other.pk]})
+    accepted = admin_client.post(url, {**base, "phones": [own.pk]})
+
+    assert "0002*024 is not an extension of Acme." in refused.content.decode()
+    offered = re.search(
+        r'<select name="phones".*?</select>', admin_client.get(url).content.decode(), re.S
+    )
+    assert offered is not None
+    assert f'value="{own.pk}"' in offered.group(0)
+    assert f'value="{queue.pk}"' not in offered.group(0)  # only phone terminals are offered
+    assert accepted.status_code == 302
+    assert list(alice.phones.values_list("number", flat=True)) == ["0001*025"]
+
+
+def test_a_default_caller_id_must_read_name_number(admin_client: Client) -> None:
+    alice = Supervisor.objects.get(user__username="alice")
+    response = admin_client.post(
+        f"/admin/calls/supervisor/{alice.pk}/change/",
+        {
+            "user": alice.user_id,
+            "organization": alice.organization_id,
+            "default_caller_id": "just a name",
+            "default_wait_for_pickup": "25",
+        },
+    )
+    assert "Enter a caller ID of the form Name &lt;number&gt;" in response.content.decode()
