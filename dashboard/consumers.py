@@ -47,11 +47,22 @@ class _LiveConsumer(AsyncWebsocketConsumer):
         await self.send_snapshot()
         self._rejoin = asyncio.create_task(self._keep_groups())
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Also when the server cancels the consumer at shutdown, without a disconnect.
+            await self._stop_rejoin()
+
     async def disconnect(self, code: int) -> None:
-        if self._rejoin is not None:
-            self._rejoin.cancel()
+        await self._stop_rejoin()
+
+    async def _stop_rejoin(self) -> None:
+        task, self._rejoin = self._rejoin, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._rejoin
+                await task
 
     async def _keep_groups(self) -> None:
         while True:
@@ -69,9 +80,9 @@ class _LiveConsumer(AsyncWebsocketConsumer):
     async def send_snapshot(self) -> None:
         # Joined the groups first: a change published while we read is forwarded as well, and
         # the version check below drops what the snapshot already holds.
-        version, rows = await live.snapshot(self.org_id)
+        version, rows, status = await live.snapshot_and_status(self.org_id)
         self.version = version
-        html = render_to_string(SNAPSHOT_TEMPLATE, {"rows": rows}) + await live.status_fragment()
+        html = render_to_string(SNAPSHOT_TEMPLATE, {"rows": rows}) + status
         await self.send(text_data=html)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -330,9 +330,4 @@ def test_ctrl_c_stops_the_demo_and_its_emulator_while_a_supervisor_is_watching(
         assert not _listening(demo.port)
         assert not _listening(demo.emulator_port)
         expect(page.locator("#connection")).to_have_text("reconnecting…")
-        if code == -signal.SIGSEGV:
-            pytest.xfail(
-                "known product bug: the demo leaves consumer tasks pending on daphne's loop "
-                "and the interpreter crashes collecting them at exit"
-            )
         assert code == 0, f"the demo exited with {code}:\n{log[-3000:]}"

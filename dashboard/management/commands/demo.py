@@ -128,3 +128,12 @@ class Command(BaseCommand):
             signal_handlers=True,
             action_logger=None,
         ).run()
+        # Sockets still open at Ctrl-C leave their tasks on the loop; finish them here rather
+        # than let the interpreter collect them half-done at exit.
+        pending = asyncio.all_tasks(twisted_loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            twisted_loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        twisted_loop.run_until_complete(twisted_loop.shutdown_asyncgens())
+        twisted_loop.close()
