@@ -21,7 +21,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import cache
+from django.core.signals import setting_changed
+from django.core.cache import DEFAULT_CACHE_ALIAS, BaseCache, caches
 from django.template.loader import render_to_string
 
 from calls.models import Extension, Organization
@@ -66,14 +67,67 @@ STATUS_KEY = f"{_KEY}:status"
 # ---- reading the snapshot (consumers) ----------------------------------------------------
 
 
+class _SharedCache:
+    """The live store, one client per process.
+
+    ``django.core.cache.cache`` is a client per async context: each websocket consumer got its
+    own, and with Redis its own connection pool and TCP connection, so 2,000 screens held
+    2,000 Redis connections and every new screen paid a connect. One client's pool is shared
+    by all of them (redis-py pools are thread-safe).
+    """
+
+    def __init__(self) -> None:
+        self._cache: BaseCache | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._cache is None:
+            self._cache = caches.create_connection(DEFAULT_CACHE_ALIAS)
+        return getattr(self._cache, name)
+
+    def reset(self) -> None:
+        """Forget the client (settings changed, in tests)."""
+        self._cache = None
+
+
+cache = _SharedCache()
+
+
+def _reset_cache(*, setting: str, **kwargs: Any) -> None:
+    if setting == "CACHES":
+        cache.reset()
+
+
+setting_changed.connect(_reset_cache)
+
+
 async def snapshot(org_id: int) -> tuple[int, list[str]]:
     """``(version, rendered rows)`` of an Organization's live calls, in arrival order."""
-    index = await cache.aget(_index_key(org_id))
+    version, rows, _ = await _read_snapshot(org_id)
+    return version, rows
+
+
+async def snapshot_and_status(org_id: int) -> tuple[int, list[str], str]:
+    """The snapshot and the freshness banner, read together: what a new screen needs."""
+    version, rows, status = await _read_snapshot(org_id)
+    return version, rows, render_status(status)
+
+
+async def _read_snapshot(org_id: int) -> tuple[int, list[str], dict[str, Any] | None]:
+    # Django's cache has no async Redis client: its a* methods each hop to the one thread that
+    # also runs every database query. One hop to any worker thread for the three reads keeps a
+    # burst of screens connecting from queueing behind the database.
+    return await sync_to_async(_read_snapshot_sync, thread_sensitive=False)(org_id)
+
+
+def _read_snapshot_sync(org_id: int) -> tuple[int, list[str], dict[str, Any] | None]:
+    found = cache.get_many([_index_key(org_id), STATUS_KEY])
+    status = found.get(STATUS_KEY)
+    index = found.get(_index_key(org_id))
     if not index:
-        return 0, []
+        return 0, [], status
     version, ids = index["version"], index["ids"]
-    rows = await cache.aget_many([_row_key(org_id, call_id) for call_id in ids])
-    return version, [rows[key] for key in (_row_key(org_id, i) for i in ids) if key in rows]
+    rows = cache.get_many([_row_key(org_id, call_id) for call_id in ids])
+    return version, [rows[key] for key in (_row_key(org_id, i) for i in ids) if key in rows], status
 
 
 async def status_fragment() -> str:
