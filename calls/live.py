@@ -21,8 +21,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.signals import setting_changed
 from django.core.cache import DEFAULT_CACHE_ALIAS, BaseCache, caches
+from django.core.signals import setting_changed
 from django.template.loader import render_to_string
 
 from calls.models import Extension, Organization
