@@ -1,0 +1,154 @@
+"""The driver: it makes calls change through the emulator's control API (or, for the
+baseline, sends a pre-rendered fragment with ``group_send``) at a steady rate, and stamps each
+change with ``time.time()`` just before the request leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bench.baseline import GROUP, MESSAGE_TYPE
+
+ACME_QUEUES = ("0001*100", "0001*101")
+# A call is answered two cycles after it arrives and hung up two cycles after that, so each
+# state lives long enough (about 300 ms at 20 changes/s) to be published on its own, and no
+# queue ever has more calls talking than it has agents.
+ANSWER_LAG = 2
+HANGUP_LAG = 4
+
+
+@dataclass
+class Driven:
+    sends: dict[str, float] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+async def create_call(http: httpx.AsyncClient, queue: str, driven: Driven) -> str | None:
+    sent = time.time()
+    r = await http.post("/_emulator/calls", json={"queue": queue, "autoAnswer": False})
+    if r.status_code != 201:
+        driven.errors.append(f"create {r.status_code} {r.text[:100]}")
+        return None
+    call_id = str(r.json()["id"])
+    driven.sends[f"{call_id}:waiting"] = sent
+    return call_id
+
+
+async def answer_call(http: httpx.AsyncClient, call_id: str, driven: Driven) -> bool:
+    sent = time.time()
+    r = await http.post(f"/_emulator/calls/{call_id}/answer", json={})
+    if r.status_code != 200:
+        driven.errors.append(f"answer {r.status_code} {r.text[:100]}")
+        return False
+    driven.sends[f"{call_id}:talking"] = sent
+    return True
+
+
+async def hang_up(http: httpx.AsyncClient, call_id: str, driven: Driven) -> bool:
+    sent = time.time()
+    r = await http.delete(f"/_emulator/calls/{call_id}")
+    if r.status_code != 204:
+        driven.errors.append(f"hangup {r.status_code} {r.text[:100]}")
+        return False
+    driven.sends[f"{call_id}:gone"] = sent
+    return True
+
+
+async def _at_rate(ops: list[Callable[[], Awaitable[Any]]], rate: float, limit: float) -> None:
+    """Start each op at its tick (not after the previous one ends) and wait for all of them."""
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i, op in enumerate(ops):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(op()))
+    done, pending = await asyncio.wait(tasks, timeout=limit)
+    for task in pending:
+        task.cancel()
+    for task in done:
+        task.result()
+
+
+async def drive_calls(http: httpx.AsyncClient, *, rate: float, duration: float) -> Driven:
+    """Calls arrive in Acme's queues, are answered and hung up: ``rate`` changes a second."""
+    driven = Driven()
+    calls = max(1, round(rate * duration / 3))
+    created: list[asyncio.Future[str | None]] = []
+    answered: list[asyncio.Future[bool]] = []
+    loop = asyncio.get_running_loop()
+    for _ in range(calls):
+        created.append(loop.create_future())
+        answered.append(loop.create_future())
+
+    def create(k: int) -> Callable[[], Awaitable[None]]:
+        async def op() -> None:
+            try:
+                created[k].set_result(await create_call(http, ACME_QUEUES[k % 2], driven))
+            except Exception as exc:
+                driven.errors.append(f"create {exc!r}")
+                created[k].set_result(None)
+
+        return op
+
+    def answer(k: int) -> Callable[[], Awaitable[None]]:
+        async def op() -> None:
+            call_id = await created[k]
+            ok = False
+            try:
+                ok = call_id is not None and await answer_call(http, call_id, driven)
+            except Exception as exc:
+                driven.errors.append(f"answer {exc!r}")
+            answered[k].set_result(ok)
+
+        return op
+
+    def hangup(k: int) -> Callable[[], Awaitable[None]]:
+        async def op() -> None:
+            call_id = await created[k]
+            await answered[k]
+            if call_id is not None:
+                try:
+                    await hang_up(http, call_id, driven)
+                except Exception as exc:
+                    driven.errors.append(f"hangup {exc!r}")
+
+        return op
+
+    ops: list[Callable[[], Awaitable[None]]] = []
+    for k in range(calls + HANGUP_LAG):
+        if k < calls:
+            ops.append(create(k))
+        if 0 <= k - ANSWER_LAG < calls:
+            ops.append(answer(k - ANSWER_LAG))
+        if 0 <= k - HANGUP_LAG < calls:
+            ops.append(hangup(k - HANGUP_LAG))
+    await _at_rate(ops, rate, limit=duration + 30)
+    return driven
+
+
+async def drive_baseline(layer: Any, fragment: str, *, rate: float, duration: float) -> Driven:
+    """The same number of changes, each a pre-rendered row sent straight to the group.
+
+    ``fragment`` holds ``{id}`` where the call id goes; each change gets its own id so that
+    clients report it like a real one.
+    """
+    driven = Driven()
+
+    def send(i: int) -> Callable[[], Awaitable[None]]:
+        async def op() -> None:
+            call_id = f"bench-{i}"
+            html = fragment.replace("{id}", call_id)
+            driven.sends[f"{call_id}:waiting"] = time.time()
+            await layer.group_send(GROUP, {"type": MESSAGE_TYPE, "version": i, "html": html})
+
+        return op
+
+    changes = 3 * max(1, round(rate * duration / 3))
+    await _at_rate([send(i) for i in range(changes)], rate, limit=duration + 30)
+    return driven

@@ -1,0 +1,743 @@
+"""Orchestration of ``make bench``: set up a private stack on 127.0.0.1, run the scenarios,
+print the table and write ``bench/RESULTS.md``; every process started is stopped on the way out.
+
+The stack: a temporary ``CALLBOARD_VAR_DIR`` with SQLite (enough here: the live path reads the
+database only when a socket connects), a private redis-server, the emulator without traffic,
+one daphne process and one ``watch_calls``. Load comes from separate processes
+(``bench.load``); this process is the driver, so send and arrival times share one clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import drive, machine
+from bench.procs import HOST, Processes, check_alive, free_port, rss_kib, wait_for_port
+from bench.stats import (
+    Delivery,
+    Row,
+    delivery,
+    delivery_row,
+    fmt_ms,
+    percentile,
+    table,
+    verdict,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+PYTHON = sys.executable
+DAPHNE = str(Path(sys.executable).parent / "daphne")
+
+CLIENTS = 200
+RATE = 20.0
+DURATION = 20.0
+IDLE_CLIENTS = 2000
+LIVE_CALLS = 5000
+POLL_INTERVAL = 1.0
+POLL_RATE = 10.0
+POLL_DURATION = 10.0
+LOAD_PROCESSES = 2
+SNAPSHOT_SAMPLES = 20
+LIST_SAMPLES = 10
+POLL_SAMPLES = 5
+# Whatever is still missing this long after the last change is counted as lost.
+DELIVERY_DEADLINE = 5.0
+RUN_BUDGET = 540.0
+
+
+# ---- setup -------------------------------------------------------------------------------
+
+
+def prepare_database(var_dir: Path, users: int) -> tuple[list[str], int]:
+    """Migrate and seed a fresh database; add ``users`` supervisors of Acme, each logged in.
+
+    Returns their ``sessionid`` cookies and Acme's primary key.
+    """
+    import django
+
+    django.setup()
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.db import transaction
+    from django.test import Client
+
+    from calls.demo_data import seed
+    from calls.models import Organization, Supervisor
+
+    call_command("migrate", interactive=False, verbosity=0)
+    seed()
+    acme = Organization.objects.get(voipnow_id="1")
+    unusable = make_password(None)
+    cookies: list[str] = []
+    with transaction.atomic():
+        made = User.objects.bulk_create(
+            [User(username=f"bench{i:05d}", password=unusable) for i in range(users)]
+        )
+        Supervisor.objects.bulk_create([Supervisor(user=u, organization=acme) for u in made])
+        for user in made:
+            client = Client()
+            client.force_login(user)
+            cookies.append(client.cookies["sessionid"].value)
+    return cookies, acme.pk
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    procs: Processes
+    env: dict[str, str]
+    redis_url: str
+    emulator_url: str
+    daphne_port: int
+    cookies: list[str]
+    acme_id: int
+    loads: list[LoadProcess] = field(default_factory=list)
+
+    @property
+    def daphne_url(self) -> str:
+        return f"http://{HOST}:{self.daphne_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{HOST}:{self.daphne_port}"
+
+    @property
+    def daphne_pid(self) -> int:
+        return self.procs.running["daphne"].pid
+
+
+def start_stack(tmp: Path, users: int) -> Stack:
+    redis_port, emulator_port, daphne_port = free_port(), free_port(), free_port()
+    redis_url = f"redis://{HOST}:{redis_port}/0"
+    emulator_url = f"http://{HOST}:{emulator_port}"
+    # Settings are read from the environment once, when Django starts: set them first. This
+    # process keeps the in-memory cache (no REDIS_URL), so its in-process measurements never
+    # write into the stack's Redis.
+    for name in ("REDIS_URL", "DATABASE_URL", "DJANGO_DEBUG"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "dashboard.settings",
+            "CALLBOARD_VAR_DIR": str(tmp / "var"),
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "CALLBOARD_HOOK_SECRET": secrets.token_urlsafe(24),
+            "UAPI_BASE_URL": emulator_url,
+            "CALLBOARD_PUBLIC_URL": f"http://{HOST}:{daphne_port}",
+            "CALLBOARD_LOG_LEVEL": "INFO",
+        }
+    )
+    cookies, acme_id = prepare_database(tmp / "var", users)
+    env = dict(os.environ)
+    env.update({"REDIS_URL": redis_url, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"})
+
+    log_dir = tmp / "logs"
+    log_dir.mkdir()
+    procs = Processes(log_dir)
+    stack = Stack(tmp, procs, env, redis_url, emulator_url, daphne_port, cookies, acme_id)
+    try:
+        redis = procs.start(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(redis_port),
+                "--bind",
+                HOST,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--maxclients",
+                "10000",
+            ],
+            env,
+            cwd=tmp,
+        )
+        wait_for_port(redis_port, 10, redis)
+        emulator = procs.start(
+            "emulator",
+            [PYTHON, "manage.py", "uapi_emulator", "--port", str(emulator_port), "--no-traffic"],
+            env,
+            cwd=ROOT,
+        )
+        wait_for_port(emulator_port, 30, emulator)
+        daphne = procs.start(
+            "daphne",
+            [DAPHNE, "-b", HOST, "-p", str(daphne_port), "dashboard.asgi:application"],
+            {**env, "CALLBOARD_BENCH_BASELINE": "1"},
+            cwd=ROOT,
+        )
+        wait_for_port(daphne_port, 30, daphne)
+        start_watcher(stack, events=True)
+    except BaseException:
+        procs.stop_all()
+        raise
+    return stack
+
+
+def start_watcher(stack: Stack, *, events: bool, poll_interval: float | None = None) -> None:
+    env = dict(stack.env)
+    env["CALLBOARD_CALL_EVENTS"] = "1" if events else "0"
+    if poll_interval is not None:
+        env["CALLBOARD_POLL_INTERVAL"] = str(poll_interval)
+    name = "watcher" if events else "watcher-polling"
+    proc = stack.procs.start(name, [PYTHON, "manage.py", "watch_calls"], env, cwd=ROOT)
+    ready = "call events registered" if events else "watching VoipNow"
+    deadline = time.monotonic() + 30
+    while ready not in (stack.procs.log_dir / f"{name}.log").read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not start:\n{stack.procs.log_tail(name)}")
+        time.sleep(0.1)
+
+
+# ---- load processes ----------------------------------------------------------------------
+
+
+class LoadProcess:
+    """A ``bench.load`` process, asked one JSON command at a time."""
+
+    def __init__(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        self.name = name
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, name: str, stack: Stack) -> LoadProcess:
+        log = (stack.procs.log_dir / f"{name}.log").open("ab")
+        proc = await asyncio.create_subprocess_exec(
+            PYTHON,
+            "-m",
+            "bench.load",
+            cwd=ROOT,
+            env=stack.env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+            start_new_session=True,
+            # Answers carry every arrival time of a scenario on one line.
+            limit=1 << 28,
+        )
+        log.close()
+        return cls(name, proc)
+
+    async def ask(self, msg: dict[str, Any], within: float = 120.0) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write((json.dumps(msg) + "\n").encode())
+        await self.proc.stdin.drain()
+        line = await asyncio.wait_for(self.proc.stdout.readline(), within)
+        if not line:
+            raise RuntimeError(f"{self.name} exited (code {self.proc.returncode})")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    async def stop(self) -> None:
+        if self.proc.returncode is not None:
+            return
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(b'{"cmd": "exit"}\n')
+            await self.proc.stdin.drain()
+            await asyncio.wait_for(self.proc.wait(), 30)
+        except (TimeoutError, OSError, RuntimeError):
+            self.kill()
+            await self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+
+
+def _split(items: list[str], parts: int) -> list[list[str]]:
+    return [items[i::parts] for i in range(parts)]
+
+
+async def connect(
+    stack: Stack, path: str, cookies: list[str], *, parse: bool = True
+) -> dict[str, Any]:
+    """Open one client per cookie, spread over the load processes; all must connect."""
+    answers = await asyncio.gather(
+        *(
+            load.ask(
+                {
+                    "cmd": "connect",
+                    "url": f"{stack.ws_url}{path}",
+                    "origin": stack.daphne_url,
+                    "cookies": part,
+                    "parse": parse,
+                },
+                within=180,
+            )
+            for load, part in zip(stack.loads, _split(cookies, len(stack.loads)), strict=True)
+            if part
+        )
+    )
+    failed = sum(a["failed"] for a in answers)
+    if failed:
+        errors = sorted({e for a in answers for e in a["errors"]})
+        raise RuntimeError(f"{failed} of {len(cookies)} clients did not connect: {errors}")
+    return {
+        "connected": sum(a["connected"] for a in answers),
+        "seconds": max(a["seconds"] for a in answers),
+        "first": [f for a in answers for f in a["first"]],
+    }
+
+
+async def on_all(stack: Stack, msg: dict[str, Any], within: float = 120.0) -> list[dict[str, Any]]:
+    return list(await asyncio.gather(*(load.ask(msg, within) for load in stack.loads)))
+
+
+async def collect(stack: Stack, sends: dict[str, float]) -> list[dict[str, Any]]:
+    deadline = max(sends.values(), default=time.time()) + DELIVERY_DEADLINE
+    msg = {"cmd": "collect", "keys": list(sends), "deadline": deadline}
+    return await on_all(stack, msg, within=DELIVERY_DEADLINE + 60)
+
+
+# ---- scenarios ---------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+
+def _kib(value: float) -> str:
+    return f"{value:.1f} KiB" if value < 1024 else f"{value / 1024:.1f} MiB"
+
+
+async def sample_fragment(http: httpx.AsyncClient) -> str:
+    """A real rendered row of an Acme call, with ``{id}`` where its id goes."""
+    from calls.rows import Directory, render_row
+    from calls.uapi.types import PhoneCall
+
+    r = await http.post(
+        "/_emulator/calls", json={"queue": drive.ACME_QUEUES[0], "autoAnswer": False}
+    )
+    r.raise_for_status()
+    call = PhoneCall.from_json(r.json())
+    await http.delete(f"/_emulator/calls/{call.id}")
+    html = render_row(call, Directory(labels={drive.ACME_QUEUES[0]: "Sales"}))
+    return html.replace(call.id, "{id}")
+
+
+async def idle_clients(stack: Stack, http: httpx.AsyncClient, report: Report) -> None:
+    name = f"3. {IDLE_CLIENTS:,} idle clients, 1 change"
+    before = rss_kib(stack.daphne_pid)
+    opened = await connect(stack, "/ws/calls/", stack.cookies[:IDLE_CLIENTS])
+    # Let the connection bursts' garbage go before reading the figure.
+    await asyncio.sleep(2.0)
+    after = rss_kib(stack.daphne_pid)
+    per_client = (after - before) / opened["connected"]
+    await on_all(stack, {"cmd": "reset"})
+    driven = drive.Driven()
+    call_id = await drive.create_call(http, drive.ACME_QUEUES[0], driven)
+    assert call_id is not None
+    await asyncio.sleep(1.5)
+    await drive.answer_call(http, call_id, driven)
+    await asyncio.sleep(1.5)
+    await drive.hang_up(http, call_id, driven)
+    d = delivery(driven.sends, await collect(stack, driven.sends), errors=len(driven.errors))
+    await on_all(stack, {"cmd": "close"})
+    row = delivery_row(name, "≤ 40 KiB/client, p95 ≤ 1 s", d)
+    row.memory = f"{_kib(per_client)}/client"
+    row.throughput = f"{d.fragments_per_s:.0f} fragments/s"
+    row.verdict = verdict(per_client <= 40 and d.ms(95) <= 1000 and d.lost == 0)
+    report.rows.append(row)
+    report.details.append(
+        f"- **{name}**: daphne RSS {_kib(before)} before, {_kib(after)} with "
+        f"{opened['connected']:,} clients connected ({_kib(per_client)} each); connecting "
+        f"them all took {opened['seconds']:.1f} s (connect → snapshot p50 "
+        f"{fmt_ms(percentile([f['seconds'] for f in opened['first']], 50) * 1000)}, p95 "
+        f"{fmt_ms(percentile([f['seconds'] for f in opened['first']], 95) * 1000)}); "
+        f"3 changes (arrive, answer, hang up) x {d.clients:,} clients, latency over all "
+        f"{len(d.latencies):,} deliveries."
+    )
+
+
+async def baseline_and_events(
+    stack: Stack, http: httpx.AsyncClient, fragment: str, report: Report
+) -> None:
+    from channels_redis.core import RedisChannelLayer
+
+    layer = RedisChannelLayer(hosts=[stack.redis_url])
+    await connect(stack, "/ws/bench/baseline/", stack.cookies[:CLIENTS])
+    await on_all(stack, {"cmd": "reset"})
+    driven = await drive.drive_baseline(layer, fragment, rate=RATE, duration=DURATION)
+    base = delivery(driven.sends, await collect(stack, driven.sends))
+    await on_all(stack, {"cmd": "close"})
+    rss_base = rss_kib(stack.daphne_pid)
+    await layer.flush()
+    await layer.close_pools()
+
+    name = f"1. baseline: bare group_send, {CLIENTS} clients"
+    row = delivery_row(name, "reference", base)
+    row.memory = f"daphne {_kib(rss_base)}"
+    report.rows.append(row)
+
+    await connect(stack, "/ws/calls/", stack.cookies[:CLIENTS])
+    await on_all(stack, {"cmd": "reset"})
+    driven = await drive.drive_calls(http, rate=RATE, duration=DURATION)
+    d = delivery(driven.sends, await collect(stack, driven.sends), errors=len(driven.errors))
+    rss = rss_kib(stack.daphne_pid)
+    await on_all(stack, {"cmd": "close"})
+    ratio = d.ms(95) / base.ms(95)
+    name = f"2. event-driven: {CLIENTS} clients, {RATE:.0f} changes/s"
+    row = delivery_row(name, "p95 ≤ 100 ms, p99 ≤ 250 ms, 0 lost, p95 ≤ 1.5x baseline", d)
+    row.memory = f"daphne {_kib(rss)}"
+    row.verdict = verdict(d.ms(95) <= 100 and d.ms(99) <= 250 and d.lost == 0 and ratio <= 1.5)
+    report.rows.append(row)
+    report.details.append(
+        f"- **{name}**: {d.changes} changes over {DURATION:.0f} s (arrive, answer, hang up in "
+        f"Acme's two queues), {d.clients} clients; p95 is {ratio:.2f}x the baseline's "
+        f"({fmt_ms(base.ms(95))}); driver errors: {len(driven.errors)}"
+        + (f" (first: {driven.errors[0]})" if driven.errors else "")
+        + ". The baseline sent the same number of fragments, of the same size "
+        f"({len(fragment.replace('{id}', 'bench-000'))} bytes), through the same daphne, "
+        "Redis layer and clients."
+    )
+
+
+async def wait_for_published(stack: Stack, calls: int, within: float) -> float:
+    """Seconds until the watcher's snapshot of Acme in Redis holds ``calls`` calls."""
+    from django.core.cache.backends.redis import RedisCache
+
+    from calls import live
+
+    store = RedisCache(stack.redis_url, {"KEY_PREFIX": "callboard"})
+    started = time.perf_counter()
+    while time.perf_counter() - started < within:
+        index = await store.aget(live._index_key(stack.acme_id))
+        if index and len(index["ids"]) >= calls:
+            return time.perf_counter() - started
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the watcher did not publish {calls} calls within {within:.0f}s")
+
+
+class _NoLayer:
+    """Stands in for the channel layer when the watcher runs in process, without a network."""
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        return
+
+
+async def poll_cost(body: bytes) -> dict[str, list[float]]:
+    """One poll of the watcher on a 5,000-call payload, in process: JSON decoding, parsing
+    (``PhoneCall.from_json`` over the entries) and the diff (``Watcher._apply_full`` with
+    nothing changed, as a steady poll finds it)."""
+    from calls.live import Watcher
+    from calls.uapi.types import PhoneCall
+
+    watcher = Watcher(None, channel_layer=_NoLayer(), poll_interval=1, call_events=False)  # type: ignore[arg-type]
+    await watcher.load_directory()
+    figures: dict[str, list[float]] = {"decode": [], "parse": [], "diff": [], "first": []}
+    started = time.perf_counter()
+    first = [PhoneCall.from_json(e) for e in json.loads(body)["entry"]]
+    await watcher._apply_full(first, 1)
+    figures["first"].append(time.perf_counter() - started)
+    for seq in range(2, 2 + POLL_SAMPLES):
+        t0 = time.perf_counter()
+        entries = json.loads(body)["entry"]
+        t1 = time.perf_counter()
+        calls = [PhoneCall.from_json(e) for e in entries]
+        t2 = time.perf_counter()
+        await watcher._apply_full(calls, seq)
+        t3 = time.perf_counter()
+        figures["decode"].append(t1 - t0)
+        figures["parse"].append(t2 - t1)
+        figures["diff"].append(t3 - t2)
+    return figures
+
+
+def _ms_row(name: str, target: str, seconds: list[float], ok: bool | None) -> Row:
+    ms = [s * 1000 for s in seconds]
+    return Row(
+        scenario=name,
+        target=target,
+        p50=fmt_ms(percentile(ms, 50)),
+        p95=fmt_ms(percentile(ms, 95)),
+        p99=fmt_ms(percentile(ms, 99)),
+        verdict="—" if ok is None else verdict(ok),
+    )
+
+
+async def many_calls(stack: Stack, http: httpx.AsyncClient, report: Report) -> None:
+    per_queue = LIVE_CALLS // len(drive.ACME_QUEUES)
+    started = time.perf_counter()
+    for queue in drive.ACME_QUEUES:
+        r = await http.post(
+            "/_emulator/calls", json={"queue": queue, "count": per_queue, "autoAnswer": False}
+        )
+        r.raise_for_status()
+    created = time.perf_counter() - started
+    published = await wait_for_published(stack, LIVE_CALLS, 60)
+
+    token = (
+        await http.post(
+            "/oauth/token.php",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "demo-app",
+                "client_secret": "demo-secret",
+            },
+        )
+    ).json()["access_token"]
+    listing: list[float] = []
+    body = b""
+    for _ in range(LIST_SAMPLES):
+        t0 = time.perf_counter()
+        r = await http.get(
+            "/uapi/phoneCalls/@me/@self",
+            params={"count": LIVE_CALLS},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        body = r.content
+        listing.append(time.perf_counter() - t0)
+        r.raise_for_status()
+    entries = len(json.loads(body)["entry"])
+
+    snapshots: list[float] = []
+    rows: list[int] = []
+    sizes: list[int] = []
+    for i in range(SNAPSHOT_SAMPLES):
+        answer = await stack.loads[i % len(stack.loads)].ask(
+            {
+                "cmd": "connect",
+                "url": f"{stack.ws_url}/ws/calls/",
+                "origin": stack.daphne_url,
+                "cookies": [stack.cookies[i]],
+                "parse": False,
+            }
+        )
+        if answer["failed"]:
+            raise RuntimeError(f"a snapshot client did not connect: {answer['errors']}")
+        snapshots.append(answer["first"][0]["seconds"])
+        rows.append(answer["first"][0]["rows"])
+        sizes.append(answer["first"][0]["bytes"])
+        await stack.loads[i % len(stack.loads)].ask({"cmd": "close"})
+
+    cost = await poll_cost(body)
+    steady = [p + d for p, d in zip(cost["parse"], cost["diff"], strict=True)]
+
+    report.rows.append(
+        _ms_row(
+            f"4a. {LIVE_CALLS:,} calls: snapshot to a new client",
+            "≤ 500 ms",
+            snapshots,
+            percentile(snapshots, 95) <= 0.5 and min(rows) >= LIVE_CALLS,
+        )
+    )
+    report.rows[-1].memory = f"daphne {_kib(rss_kib(stack.daphne_pid))}"
+    report.rows.append(
+        _ms_row(
+            "4b. one poll: parse + diff (in process)",
+            "≤ 50 ms",
+            steady,
+            percentile(steady, 95) <= 0.05,
+        )
+    )
+    report.rows.append(
+        _ms_row("    parse: PhoneCall.from_json x 5,000", "part of 4b", cost["parse"], None)
+    )
+    report.rows.append(
+        _ms_row("    diff: Watcher._apply_full, no change", "part of 4b", cost["diff"], None)
+    )
+    report.rows.append(
+        _ms_row(
+            f"4c. emulator List PhoneCalls ({LIVE_CALLS:,}) over HTTP",
+            "< 100 ms",
+            listing,
+            percentile(listing, 95) < 0.1,
+        )
+    )
+    report.details.append(
+        f"- **4. {LIVE_CALLS:,} live calls**: created with {len(drive.ACME_QUEUES)} control "
+        f"requests in {created * 1000:.0f} ms; the watcher had published all of them "
+        f"{published:.1f} s later. Snapshot: {SNAPSHOT_SAMPLES} new clients one after another, "
+        f"connect → snapshot received; each held {min(rows):,}-{max(rows):,} rows in "
+        f"{statistics.median(sizes) / 1e6:.1f} MB. Poll: the List PhoneCalls body "
+        f"({len(body) / 1e6:.1f} MB, {entries:,} entries) fed {POLL_SAMPLES} times to an "
+        f"in-process Watcher (first publish, rendering every row: "
+        f"{cost['first'][0] * 1000:.0f} ms); JSON decoding, not counted in 4b, took "
+        f"{fmt_ms(statistics.median(cost['decode']) * 1000)} (median). List PhoneCalls: "
+        f"{LIST_SAMPLES} requests, request sent → body read, with httpx."
+    )
+
+
+async def polling_only(stack: Stack, http: httpx.AsyncClient, report: Report) -> None:
+    # A reset drops the Call Event registrations too, so nothing but the poll can tell the
+    # watcher about a change.
+    (await http.post("/_emulator/reset")).raise_for_status()
+    stack.procs.stop("watcher")
+    await asyncio.to_thread(start_watcher, stack, events=False, poll_interval=POLL_INTERVAL)
+    # A few polls publish the reset (thousands of removals) before the clients come.
+    await asyncio.sleep(3 * POLL_INTERVAL)
+    events = (await http.get("/_emulator/events")).json()
+    await connect(stack, "/ws/calls/", stack.cookies[:CLIENTS])
+    await on_all(stack, {"cmd": "reset"})
+    driven = await drive.drive_calls(http, rate=POLL_RATE, duration=POLL_DURATION)
+    d = delivery(driven.sends, await collect(stack, driven.sends), errors=len(driven.errors))
+    await on_all(stack, {"cmd": "close"})
+    events_after = (await http.get("/_emulator/events")).json()
+    limit = POLL_INTERVAL * 1000 + 100
+    name = f"5. polling only (every {POLL_INTERVAL:g} s): {CLIENTS} clients"
+    row = delivery_row(name, f"p95 ≤ {limit:.0f} ms", d)
+    row.memory = f"daphne {_kib(rss_kib(stack.daphne_pid))}"
+    row.verdict = verdict(d.ms(95) <= limit and d.lost == 0)
+    report.rows.append(row)
+    report.details.append(
+        f"- **{name}**: watch_calls restarted with CALLBOARD_CALL_EVENTS=0 and "
+        f"CALLBOARD_POLL_INTERVAL={POLL_INTERVAL:g}; {d.changes} changes at "
+        f"{POLL_RATE:g}/s; Call Events delivered meanwhile: "
+        f"{_count(events_after) - _count(events)}; driver errors: {len(driven.errors)}."
+    )
+
+
+def _count(events: Any) -> int:
+    return len(events) if isinstance(events, list) else len(events.get("deliveries", []))
+
+
+async def scenarios(stack: Stack, only: set[str]) -> Report:
+    report = Report()
+    for i in range(LOAD_PROCESSES):
+        stack.loads.append(await LoadProcess.start(f"load{i}", stack))
+    async with httpx.AsyncClient(base_url=stack.emulator_url, timeout=30) as http:
+        fragment = await sample_fragment(http)
+        # Warm up daphne (imports, templates, database connections) before measuring.
+        await connect(stack, "/ws/calls/", stack.cookies[:20])
+        await on_all(stack, {"cmd": "close"})
+        steps = {
+            "idle": lambda: idle_clients(stack, http, report),
+            "events": lambda: baseline_and_events(stack, http, fragment, report),
+            "many": lambda: many_calls(stack, http, report),
+            "polling": lambda: polling_only(stack, http, report),
+        }
+        for title, step in steps.items():
+            if only and title not in only:
+                continue
+            t0 = time.perf_counter()
+            print(f"bench: {title}…", flush=True)
+            check_alive(stack.procs)
+            await step()
+            print(f"bench: {title} done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return report
+
+
+# ---- the run -----------------------------------------------------------------------------
+
+
+def write_results(facts: dict[str, str], report: Report, started: float, setup: str) -> str:
+    from bench.notes import NOTES
+
+    text = table(report.rows)
+    lines = [
+        "# Callboard live path: benchmark",
+        "",
+        "Written by `make bench` (`python -m bench`); every figure below comes from the run "
+        f"of {time.strftime('%Y-%m-%d %H:%M %Z', time.localtime(started))}.",
+        "",
+        "## Machine",
+        "",
+        *(f"- {k}: {v}" for k, v in facts.items()),
+        "",
+        "## Setup",
+        "",
+        setup,
+        "",
+        "## Results",
+        "",
+        text,
+        "",
+        "Latency: from the moment the driver sends the control request (or the baseline's "
+        "`group_send`) to the moment the fragment carrying that call's id reaches a client, "
+        "over every (change, client) pair; loss: pairs not received within "
+        f"{DELIVERY_DEADLINE:g} s of the last change. Memory: daphne's RSS from /proc.",
+        "",
+        *report.details,
+        "",
+        NOTES,
+        "",
+        f"Whole run: {time.time() - started:.0f} s.",
+        "",
+    ]
+    RESULTS.write_text("\n".join(lines))
+    return text
+
+
+SETUP = (
+    f"Everything on 127.0.0.1: a temporary `CALLBOARD_VAR_DIR` with SQLite (read only when a "
+    f"socket connects, so it is not on the measured path), seeded with `seed()` and "
+    f"{IDLE_CLIENTS:,} extra supervisors of Acme logged in with `force_login`; a private "
+    "`redis-server --save '' --appendonly no` as channel layer and cache; the emulator "
+    "(`uapi_emulator --no-traffic`); one daphne process; one `watch_calls` (Call Events to "
+    f"the dashboard hook, poll every 2 s). Clients: the `websockets` library, {LOAD_PROCESSES} "
+    "load processes of asyncio clients, each logged in by its `sessionid` cookie. The driver "
+    "(this process) changes calls with the emulator's control API."
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=["idle", "events", "many", "polling"],
+        help="run only these scenarios (RESULTS.md is then left alone)",
+    )
+    args = parser.parse_args(argv)
+    only = set(args.only or ())
+    started = time.time()
+    facts = machine.describe()
+    if shutil.which("redis-server") is None:
+        print("bench: redis-server is not installed (apt-get install redis-server)")
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="callboard-bench-"))
+    stack: Stack | None = None
+    try:
+        print(f"bench: setting up in {tmp}…", flush=True)
+        stack = start_stack(tmp, IDLE_CLIENTS)
+        report = asyncio.run(_run(stack, only))
+        text = table(report.rows) if only else write_results(facts, report, started, SETUP)
+        print()
+        print(text)
+        where = "done" if only else f"written to {RESULTS}"
+        print(f"\nbench: {where} in {time.time() - started:.0f} s")
+        return 0
+    except BaseException:
+        if stack is not None:
+            for name in stack.procs.running:
+                tail = stack.procs.log_tail(name, 10)
+                if tail:
+                    print(f"--- {name} ---\n{tail}", file=sys.stderr)
+        raise
+    finally:
+        if stack is not None:
+            for load in stack.loads:
+                load.kill()
+            stack.procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _run(stack: Stack, only: set[str]) -> Report:
+    try:
+        return await asyncio.wait_for(scenarios(stack, only), RUN_BUDGET)
+    finally:
+        await asyncio.gather(*(load.stop() for load in stack.loads), return_exceptions=True)
+
+
+__all__ = ["Delivery", "main", "subprocess"]
