@@ -35,6 +35,7 @@ EMPTY_DIRECTORY = Directory(labels={})
 class ViewRow:
     id: str
     extension: str
+    party: str  # who this leg is: the extension, or the phone that joined the call through it
     label: str
     status: int
     status_words: str
@@ -76,6 +77,14 @@ def _agent_view(call: PhoneCall) -> PhoneCallView | None:
     return next((v for v in call.views if v.extension and v.extension != call.extension), None)
 
 
+def _party(view: PhoneCallView, directory: Directory) -> str:
+    """A leg rung into the call (barge-in, whisper, listen) has the barged extension as its
+    ``extension`` and the joining phone as its source: name the phone, it is who is there."""
+    return next(
+        (s for s in view.source if s != view.extension and s in directory.labels), view.extension
+    )
+
+
 def call_row(call: PhoneCall, directory: Directory) -> CallRow:
     agent = _agent_view(call)
     if call.answered or any(v.status == ViewStatus.ON_CALL and v is agent for v in call.views):
@@ -98,7 +107,8 @@ def call_row(call: PhoneCall, directory: Directory) -> CallRow:
             ViewRow(
                 id=v.id,
                 extension=v.extension,
-                label=directory.label(v.extension),
+                party=_party(v, directory),
+                label=directory.label(_party(v, directory)),
                 status=v.status,
                 status_words=status_words(v.status),
                 source=", ".join(v.source),

@@ -173,3 +173,23 @@ async def test_the_hook_wakes_the_watcher(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(task, 5)
     assert "state-talking" in rows[0]
+
+
+async def test_a_leg_that_joined_names_the_phone_that_joined(
+    alice: Any, emulator: Emulator, watcher: Watcher, uapi: UapiClient
+) -> None:
+    from calls.services import barge_in
+
+    call = emulator.create_call("0001*100", auto=False)
+    emulator.answer_call(call.id)
+    await watcher.refresh_all()
+    agent = next(v for v in call.views.values() if v.role == "agent")
+    await barge_in(
+        user=alice, call_id=call.id, phone_call_view_id=agent.id, send_call_to="0001*024", uapi=uapi
+    )
+    await watcher.refresh_all()
+
+    _, [row] = await live.snapshot(await acme_id())
+
+    assert 'Alice desk phone <span class="status">ringing</span>' in row
+    assert 'Ann <span class="status">on call</span>' in row
