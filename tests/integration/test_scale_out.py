@@ -147,3 +147,16 @@ async def test_restarting_the_daphne_processes_ends_with_every_screen_resynced(
             lambda s, seen=seen: s.snapshots > seen and set(s.rows) == expected, 30, "a resync"
         )
     assert all(re.fullmatch(r"[0-9a-f]+", i) for i in expected)
+
+
+def test_a_watcher_stops_cleanly_on_sigterm_and_frees_the_lock(stack: Stack) -> None:
+    name = next(n for n in ("watcher-2", "watcher-1") if n in stack.procs)
+    proc = stack.procs[name]
+
+    stack.stop(name, signal.SIGTERM)
+
+    assert proc.returncode == 0
+    assert "watcher stopped" in stack.log(name)
+    stack.start_watcher("watcher-3", stack.ports["a"])
+    # The lock was released, not left to expire: the next watcher starts at once.
+    wait_for(lambda: "watching VoipNow" in stack.log("watcher-3"), 3, "the next watcher")
