@@ -25,7 +25,7 @@ from calls.selectors import LiveCall, live_call, supervisor_of
 from calls.uapi.client import UapiClient
 from calls.uapi.errors import UapiRejected, UapiUnavailable, describe_code
 from calls.uapi.types import PhoneCallAction
-from calls.uapi.wire import USER_OWNER, Action, ErrorCode, ViewStatus
+from calls.uapi.wire import DEFAULT_WAIT_FOR_PICKUP, USER_OWNER, Action, ErrorCode, ViewStatus
 
 log = logging.getLogger(__name__)
 
@@ -91,82 +91,64 @@ def _parse_caller_id(raw: str | None) -> str | None:
     return value
 
 
-def _check(
-    *,
-    user: Any,
-    call_id: str,
-    phone_call_view_id: str,
-    send_call_to: str,
-    caller_id: str | None,
-    wait_for_pickup: str | int | None,
-    mode: str,
-) -> _Checked:
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What the supervisor asked for, as typed."""
+
+    call_id: str
+    phone_call_view_id: str
+    send_call_to: str
+    caller_id: str | None
+    wait_for_pickup: str | int | None
+    mode: str
+
+
+def _check(user: Any, request: _Request) -> _Checked:
     """Every rule, in order; one audit row whatever the outcome. Raises Refused."""
     attempt = BargeInAttempt(
         user=user if getattr(user, "is_authenticated", False) else None,
         username=getattr(user, "username", "") or "",
-        phone_call_id=call_id[:64],
-        phone_call_view_id=(phone_call_view_id or "")[:16],
-        send_call_to=(send_call_to or "")[:24],
-        caller_id=(caller_id or "")[:200],
-        wait_for_pickup=str(wait_for_pickup or "")[:16],
-        mode=mode if mode in MODES else BargeInAttempt.Mode.BARGE,
+        phone_call_id=request.call_id[:64],
+        phone_call_view_id=(request.phone_call_view_id or "")[:16],
+        send_call_to=(request.send_call_to or "")[:24],
+        caller_id=(request.caller_id or "")[:200],
+        wait_for_pickup=str(request.wait_for_pickup or "")[:16],
+        mode=request.mode if request.mode in MODES else BargeInAttempt.Mode.BARGE,
     )
     try:
         supervisor = supervisor_of(user)
         if supervisor is not None:
             attempt.organization = supervisor.organization
-        checked = _apply_rules(
-            attempt=attempt,
-            supervisor=supervisor,
-            user=user,
-            call_id=call_id,
-            phone_call_view_id=phone_call_view_id,
-            send_call_to=send_call_to,
-            caller_id=caller_id,
-            wait_for_pickup=wait_for_pickup,
-            mode=mode,
-        )
+        return _apply_rules(attempt, supervisor, user, request)
     except CallboardError as exc:
         attempt.outcome = BargeInAttempt.Outcome.REFUSED
         attempt.http_status = exc.status
         attempt.message = exc.message[:500]
         attempt.save()
         raise
-    return checked
 
 
 def _apply_rules(
-    *,
-    attempt: BargeInAttempt,
-    supervisor: Supervisor | None,
-    user: Any,
-    call_id: str,
-    phone_call_view_id: str,
-    send_call_to: str,
-    caller_id: str | None,
-    wait_for_pickup: str | int | None,
-    mode: str,
+    attempt: BargeInAttempt, supervisor: Supervisor | None, user: Any, request: _Request
 ) -> _Checked:
     if supervisor is None or not user.has_perm("calls.barge_in"):
         raise NotAllowed("You are not allowed to barge in on calls.")
-    if mode not in MODES:
+    if request.mode not in MODES:
         raise BadInput("Choose barge in, whisper or listen.")
-    call = live_call(call_id)
+    call = live_call(request.call_id)
     if call is None or call.organization_id != supervisor.organization_id:
         # Another Organization's call answers exactly as a call that does not exist.
         raise NoSuchCall("This call is no longer live.")
-    view = call.view(phone_call_view_id or "")
+    view = call.view(request.phone_call_view_id or "")
     if view is None:
         raise BadInput("Pick one of the call's legs: that one is not part of this call.")
-    wait = _parse_wait(wait_for_pickup)
-    caller = _parse_caller_id(caller_id)
-    phone = (
-        Extension.objects.filter(number=send_call_to or "").select_related("organization").first()
-    )
+    wait = _parse_wait(request.wait_for_pickup)
+    caller = _parse_caller_id(request.caller_id)
+    number = request.send_call_to or ""
+    phone = Extension.objects.filter(number=number).first()
     if phone is None or phone.organization_id != supervisor.organization_id:
         raise NotAllowed(
-            f"{send_call_to or 'That extension'} is not an extension of {supervisor.organization}."
+            f"{number or 'That extension'} is not an extension of {supervisor.organization}."
         )
     if not phone.is_phone_terminal:
         raise NotAllowed(f"{phone.number} is not a phone terminal: only phones can barge in.")
@@ -174,7 +156,8 @@ def _apply_rules(
         raise NotAllowed(f"{phone.number} is not one of your phones.")
 
     key = _guard_key(supervisor.pk, call.id)
-    ttl = (wait or supervisor.default_wait_for_pickup) + settings.CALLBOARD_RINGING_GUARD_GRACE
+    # Left out, the wait is VoipNow's default: the phone rings that long at most.
+    ttl = (wait or DEFAULT_WAIT_FOR_PICKUP) + settings.CALLBOARD_RINGING_GUARD_GRACE
     if not cache.add(key, phone.number, timeout=ttl):
         ringing_to = cache.get(key)
         joined = any(ringing_to in v.source and v.status == ViewStatus.ON_CALL for v in call.views)
@@ -195,7 +178,7 @@ def _apply_rules(
         target_extension=view.extension,
         guard_key=key,
         action=PhoneCallAction(
-            action=MODES[mode],
+            action=MODES[request.mode],
             phone_call_view_id=view.id,
             send_call_to=phone.number,
             caller_id=caller,
@@ -236,15 +219,8 @@ async def barge_in(
     403, NoSuchCall 404, AlreadyRinging 409) before anything is sent, VoipNowRejected with the
     UAPI code, VoipNowUnavailable (502, or 504 on a timeout) when VoipNow did not answer.
     """
-    checked = await sync_to_async(_check)(
-        user=user,
-        call_id=call_id,
-        phone_call_view_id=phone_call_view_id,
-        send_call_to=send_call_to,
-        caller_id=caller_id,
-        wait_for_pickup=wait_for_pickup,
-        mode=mode,
-    )
+    request = _Request(call_id, phone_call_view_id, send_call_to, caller_id, wait_for_pickup, mode)
+    checked = await sync_to_async(_check)(user, request)
     started = time.perf_counter()
     try:
         await uapi.update_call(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -20,6 +21,24 @@ from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator, create_app
 
 EMULATOR_URL = "http://emulator.test"
+
+
+@dataclass(frozen=True)
+class AnsweredCall:
+    id: str
+    agent_view: str
+    agent_extension: str
+
+
+async def answered_call(
+    emulator: Emulator, watcher: Watcher, queue: str = "0001*100"
+) -> AnsweredCall:
+    """A call an agent answered, once the watcher has published it."""
+    call = emulator.create_call(queue, auto=False)
+    emulator.answer_call(call.id)
+    await watcher.refresh_all()
+    agent = next(v for v in call.views.values() if v.role == "agent")
+    return AnsweredCall(id=call.id, agent_view=agent.id, agent_extension=agent.extension)
 
 
 def require_services() -> bool:

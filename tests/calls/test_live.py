@@ -14,6 +14,7 @@ from calls.live import LeaderLock, Watcher
 from calls.models import Organization
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
+from tests.conftest import answered_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -180,12 +181,13 @@ async def test_a_leg_that_joined_names_the_phone_that_joined(
 ) -> None:
     from calls.services import barge_in
 
-    call = emulator.create_call("0001*100", auto=False)
-    emulator.answer_call(call.id)
-    await watcher.refresh_all()
-    agent = next(v for v in call.views.values() if v.role == "agent")
+    call = await answered_call(emulator, watcher)
     await barge_in(
-        user=alice, call_id=call.id, phone_call_view_id=agent.id, send_call_to="0001*024", uapi=uapi
+        user=alice,
+        call_id=call.id,
+        phone_call_view_id=call.agent_view,
+        send_call_to="0001*024",
+        uapi=uapi,
     )
     await watcher.refresh_all()
 

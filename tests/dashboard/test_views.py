@@ -14,6 +14,7 @@ from calls.live import Watcher
 from calls.models import BargeInAttempt
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
+from tests.conftest import answered_call
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -94,10 +95,8 @@ async def test_bob_cannot_open_the_dialog_of_an_acme_call(
 async def test_barging_in_over_http_answers_the_ringing_phone(
     alice: User, emulator: Emulator, watcher: Watcher, use_emulator: UapiClient
 ) -> None:
-    call = emulator.create_call("0001*100", auto=False)
-    emulator.answer_call(call.id)
-    await watcher.refresh_all()
-    agent = next(v.id for v in call.views.values() if v.role == "agent")
+    call = await answered_call(emulator, watcher)
+    agent = call.agent_view
     client = await logged_in(alice)
 
     response = await client.post(
@@ -133,10 +132,8 @@ async def test_bad_input_gets_a_fragment_that_says_why(
     watcher: Watcher,
     use_emulator: UapiClient,
 ) -> None:
-    call = emulator.create_call("0001*100", auto=False)
-    emulator.answer_call(call.id)
-    await watcher.refresh_all()
-    agent = next(v.id for v in call.views.values() if v.role == "agent")
+    call = await answered_call(emulator, watcher)
+    agent = call.agent_view
     client = await logged_in(alice)
 
     response = await client.post(
@@ -152,10 +149,8 @@ async def test_bad_input_gets_a_fragment_that_says_why(
 async def test_a_voipnow_timeout_answers_504_and_rings_nothing_twice(
     alice: User, emulator: Emulator, watcher: Watcher, uapi: UapiClient, use_emulator: UapiClient
 ) -> None:
-    call = emulator.create_call("0001*100", auto=False)
-    emulator.answer_call(call.id)
-    await watcher.refresh_all()
-    agent = next(v.id for v in call.views.values() if v.role == "agent")
+    call = await answered_call(emulator, watcher)
+    agent = call.agent_view
     emulator.faults.add({"path": "/uapi/phoneCalls", "method": "PUT", "kind": "timeout"})
     uapi.deadline = 0.3
     client = await logged_in(alice)
