@@ -550,7 +550,8 @@ class Emulator:
             if call.offered_to is None:
                 self._offer(call, self.world.queues[queue], free.pop(0))
 
-    def _offer(self, call: Call, queue: Queue, agent: str) -> None:
+    def _ring_agent(self, call: Call, agent: str) -> View:
+        """The agent's phone starts ringing with the caller: a new leg, and its Dial-In."""
         view = self._add_view(
             call,
             View(
@@ -566,8 +567,12 @@ class Emulator:
                 device=agent,
             ),
         )
-        call.offered_to = agent
         self._inbound_event(call, agent, CallEventType.DIAL_IN, "CALLING")
+        return view
+
+    def _offer(self, call: Call, queue: Queue, agent: str) -> None:
+        call.offered_to = agent
+        view = self._ring_agent(call, agent)
         phone = self.phones[agent]
         if phone.answers:
             self._later(phone.pickup_delay, self._agent_pickup, call.id, view.id)
@@ -641,22 +646,7 @@ class Emulator:
                 self._drop_view(call, view, "CANCEL")
         call.offered_to = None
         if target is None:
-            target = self._add_view(
-                call,
-                View(
-                    id=call.new_view_id(),
-                    extension=agent,
-                    source=[call.caller_number],
-                    destination=[agent],
-                    flow=Flow.INCOMING_PUBLIC,
-                    status=ViewStatus.RINGING,
-                    role="agent",
-                    caller_id=f"{call.caller_name} <{call.caller_number}>",
-                    ringing=now(),
-                    device=agent,
-                ),
-            )
-            self._inbound_event(call, agent, CallEventType.DIAL_IN, "CALLING")
+            target = self._ring_agent(call, agent)
         self._connect_agent(call, target)
         return call
 
