@@ -278,7 +278,7 @@ class Watcher:
             state.inherited |= set(state.calls)
             state.calls = {}
         prev, inherited = state.calls, state.inherited
-        changed = [c for cid, c in now.items() if prev.get(cid) != c]
+        changed = [c for cid, c in now.items() if prev.get(cid) is not c and prev.get(cid) != c]
         removed = [cid for cid in prev.keys() | inherited if cid not in now]
         if not changed and not removed and state.version and not state.dirty:
             return

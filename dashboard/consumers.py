@@ -3,8 +3,6 @@ send the snapshot, forward what the watcher broadcasts."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -17,9 +15,9 @@ from calls.models import Wallboard
 from calls.selectors import supervisor_of
 
 SNAPSHOT_TEMPLATE = "calls/live.html#calls-snapshot"
-# Group membership lives in the channel layer (Redis): re-join now and then, so a Redis restart
-# or the layer's group expiry never leaves a screen silently out of its groups.
-REJOIN_EVERY = 20.0
+# A snapshot of thousands of calls is several MB: send it in messages of about this many
+# characters, below the 1 MiB a websocket peer accepts by default.
+SNAPSHOT_CHUNK = 256 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +27,6 @@ class _LiveConsumer(AsyncWebsocketConsumer):
 
     org_id: int
     version = 0
-    _rejoin: asyncio.Task[None] | None = None
 
     async def organization_for(self) -> int | None:
         raise NotImplementedError
@@ -45,45 +42,17 @@ class _LiveConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         await self.send_snapshot()
-        self._rejoin = asyncio.create_task(self._keep_groups())
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            # Also when the server cancels the consumer at shutdown, without a disconnect.
-            await self._stop_rejoin()
-
-    async def disconnect(self, code: int) -> None:
-        await self._stop_rejoin()
-
-    async def _stop_rejoin(self) -> None:
-        task, self._rejoin = self._rejoin, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _keep_groups(self) -> None:
-        while True:
-            await asyncio.sleep(REJOIN_EVERY)
-            try:
-                for group in self.groups:
-                    await self.channel_layer.group_add(group, self.channel_name)
-            except Exception as exc:
-                # The layer is unreachable: close, and let the browser come back (and get a
-                # fresh snapshot) once it is.
-                log.warning("could not re-join the live groups: %s", exc)
-                await self.close(code=1011)
-                return
 
     async def send_snapshot(self) -> None:
         # Joined the groups first: a change published while we read is forwarded as well, and
         # the version check below drops what the snapshot already holds.
         version, rows, status = await live.snapshot_and_status(self.org_id)
         self.version = version
-        html = render_to_string(SNAPSHOT_TEMPLATE, {"rows": rows}) + status
-        await self.send(text_data=html)
+        first, *rest = _chunks(rows)
+        await self.send(text_data=render_to_string(SNAPSHOT_TEMPLATE, {"rows": first}) + status)
+        for chunk in rest:
+            # Rows after the first message arrive as out-of-band rows and are appended.
+            await self.send(text_data="".join(chunk))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Read-only sockets: whatever a browser sends is ignored.
@@ -132,3 +101,16 @@ class WallboardConsumer(_LiveConsumer):
 def _wallboard_org(token: str) -> int | None:
     board = Wallboard.objects.filter(token=token, enabled=True).only("organization_id").first()
     return board.organization_id if board else None
+
+
+def _chunks(rows: list[str]) -> list[list[str]]:
+    """``rows`` in consecutive runs of about SNAPSHOT_CHUNK characters; at least one run."""
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for row in rows:
+        if size + len(row) > SNAPSHOT_CHUNK and chunks[-1]:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row)
+        size += len(row)
+    return chunks

@@ -113,15 +113,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
+    # Redis pub/sub: a change is one PUBLISH per organization, and each daphne process fans it
+    # out to its own screens in memory. (The list-based core layer would push one message per
+    # screen through Redis.) Pub/sub keeps nothing for a process that is away; the live path
+    # does not need it to: every message says which version it follows, heartbeats carry the
+    # latest, and a screen that missed anything gets the snapshot again.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [REDIS_URL],
-                "capacity": 1000,
-                "expiry": 60,
-                "group_expiry": 86400,
-            },
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
         }
     }
     CACHES = {

@@ -73,6 +73,8 @@ class UapiClient:
         self._clock = clock
         self.deadline = deadline
         self._token: _Token | None = None
+        # The last full listing, raw and parsed, by call id (see list_calls_page).
+        self._parsed: dict[str, tuple[Any, PhoneCall]] = {}
         self._token_lock = asyncio.Lock()
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
@@ -268,6 +270,19 @@ class UapiClient:
     ) -> CallPage:
         """One page of List PhoneCalls. Entries that cannot be parsed are logged and skipped,
         so one bad call never hides the others."""
+        return await self._list_page(
+            user_id=user_id, extension=extension, count=count, start_index=start_index, seen=None
+        )
+
+    async def _list_page(
+        self,
+        *,
+        user_id: str,
+        extension: str,
+        count: int,
+        start_index: int,
+        seen: dict[str, tuple[Any, PhoneCall]] | None,
+    ) -> CallPage:
         _, body = await self._request(
             "GET",
             f"/uapi/phoneCalls/{_segment(user_id)}/{_segment(extension)}",
@@ -285,10 +300,21 @@ class UapiClient:
             raise UapiUnavailable("VoipNow answered List PhoneCalls without an entry list.")
         calls: list[PhoneCall] = []
         for entry in entries:
-            try:
-                calls.append(PhoneCall.from_json(entry))
-            except WireFormatError as exc:
-                log.warning("skipping an unreadable PhoneCall: %s", exc)
+            key = str(entry.get("id")) if isinstance(entry, dict) else ""
+            known = self._parsed.get(key)
+            if known is not None and known[0] == entry:
+                # The same JSON as last time: the same call. Comparing dicts runs in C;
+                # parsing thousands of calls again on every poll does not.
+                call = known[1]
+            else:
+                try:
+                    call = PhoneCall.from_json(entry)
+                except WireFormatError as exc:
+                    log.warning("skipping an unreadable PhoneCall: %s", exc)
+                    continue
+            if seen is not None:
+                seen[key] = (entry, call)
+            calls.append(call)
         total = body.get("totalResults")
         next_url = body.get("next")
         return CallPage(
@@ -303,14 +329,20 @@ class UapiClient:
         """Every live call visible to the app, following pages until VoipNow has no more."""
         calls: list[PhoneCall] = []
         start = 0
+        seen: dict[str, tuple[Any, PhoneCall]] = {}
         while True:
-            page = await self.list_calls_page(
-                user_id=user_id, extension=extension, count=page_size, start_index=start
+            page = await self._list_page(
+                user_id=user_id,
+                extension=extension,
+                count=page_size,
+                start_index=start,
+                seen=seen,
             )
             calls.extend(page.calls)
             start += page_size
             more = page.next_url is not None or (page.total is not None and start < page.total)
             if not page.calls or not more or start > MAX_COUNT:
+                self._parsed = seen
                 return tuple(calls)
 
     async def get_call(

@@ -180,6 +180,27 @@ async def test_a_heartbeat_newer_than_the_screen_resends_the_snapshot(
     await ws.disconnect()
 
 
+async def test_a_large_snapshot_arrives_in_several_messages_in_order(
+    alice: User, emulator: Emulator, watcher: Watcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard import consumers
+
+    monkeypatch.setattr(consumers, "SNAPSHOT_CHUNK", 3000)
+    ids = [emulator.create_call("0001*100", auto=False).id for _ in range(8)]
+    await watcher.refresh_all()
+    ws = await socket_for(alice)
+    await ws.connect()
+
+    messages = await drain(ws)
+
+    assert len(messages) > 2
+    assert '<tbody id="calls-body"' in messages[0]
+    assert all("<tbody" not in m for m in messages[1:])
+    assert all(len(m) < 3000 + 2000 for m in messages[1:])
+    assert re.findall(r'<tr id="call-([0-9a-f]+)"', "".join(messages)) == ids
+    await ws.disconnect()
+
+
 async def test_a_wallboard_socket_needs_its_token(
     world: Any, emulator: Emulator, watcher: Watcher
 ) -> None:

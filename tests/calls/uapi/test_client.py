@@ -143,3 +143,18 @@ async def test_create_simple_call_returns_the_new_call_and_a_refusal_has_its_cod
         )
     assert (caught.value.code, caught.value.status) == (ErrorCode.PC_EXTENSION_INVALID, 400)
     assert len(emulator.calls) == 1
+
+
+async def test_listing_again_reuses_the_calls_whose_json_did_not_change(
+    emulator: Emulator, uapi: UapiClient
+) -> None:
+    still = emulator.create_call("0001*100", auto=False)
+    moving = emulator.create_call("0001*101", auto=False)
+    first = {c.id: c for c in await uapi.list_calls()}
+
+    emulator.answer_call(moving.id)
+    second = {c.id: c for c in await uapi.list_calls()}
+
+    assert second[still.id] is first[still.id]
+    assert second[moving.id] is not first[moving.id]
+    assert second[moving.id].answered is not None and first[moving.id].answered is None
