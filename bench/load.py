@@ -91,7 +91,13 @@ class Load:
             client.closed = True
 
     async def _open(
-        self, client: Client, url: str, origin: str, cookie: str | None, gate: asyncio.Semaphore
+        self,
+        client: Client,
+        url: str,
+        origin: str,
+        cookie: str | None,
+        gate: asyncio.Semaphore,
+        until_rows: int = 0,
     ) -> dict[str, Any]:
         headers = {"Cookie": f"sessionid={cookie}"} if cookie else {}
         async with gate:
@@ -107,6 +113,12 @@ class Load:
                     close_timeout=2,
                 )
                 first = await asyncio.wait_for(ws.recv(), CONNECT_TIMEOUT)
+                if isinstance(first, bytes):
+                    first = first.decode()
+                # A large snapshot comes in several messages: wait for all its rows if asked.
+                while first.count("<tr id=") < until_rows:
+                    more = await asyncio.wait_for(ws.recv(), CONNECT_TIMEOUT)
+                    first += more if isinstance(more, str) else more.decode()
             except Exception as exc:
                 elapsed = time.perf_counter() - started
                 return {
@@ -116,7 +128,7 @@ class Load:
             seconds = time.perf_counter() - started
         at = time.time()
         client.ws = ws
-        text = first if isinstance(first, str) else first.decode()
+        text = first
         self.record(client, text, at)
         client.task = asyncio.create_task(self._listen(client))
         return {"ok": True, "seconds": seconds, "bytes": len(text), "rows": text.count("<tr id=")}
@@ -130,7 +142,7 @@ class Load:
         started = time.perf_counter()
         results = await asyncio.gather(
             *(
-                self._open(c, msg["url"], msg["origin"], cookie, gate)
+                self._open(c, msg["url"], msg["origin"], cookie, gate, msg.get("until_rows", 0))
                 for c, cookie in zip(new, msg["cookies"], strict=True)
             )
         )

@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from calls.live import watch
+from calls.live import tune_gc_for_polling, watch
 from calls.uapi.client import UapiClient
 
 
@@ -18,6 +18,7 @@ class Command(BaseCommand):
     help = "Watch live calls and broadcast changes to the dashboards (one active per deployment)."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        tune_gc_for_polling()
         asyncio.run(self._main())
 
     async def _main(self) -> None:
