@@ -12,14 +12,22 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
+from dashboard.hooks import voipnow_hook  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Static files are few and cached by browsers; serving them here keeps one process
-        # enough for a deployment. A fronting proxy may serve STATIC_ROOT instead.
-        "http": ASGIStaticFilesHandler(django_asgi_app),
+        "http": URLRouter(
+            [
+                # Channels routes ASGI apps with Django's path(), typed for views only.
+                path("hooks/voipnow/<str:secret>/", voipnow_hook),  # type: ignore[arg-type]
+                # Static files are few and cached by browsers; serving them here keeps one
+                # process enough for a deployment. A fronting proxy may serve STATIC_ROOT.
+                re_path(r"", ASGIStaticFilesHandler(django_asgi_app)),  # type: ignore[arg-type]
+            ]
+        ),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),

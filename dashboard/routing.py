@@ -11,6 +11,6 @@ websocket_urlpatterns = [
 if settings.CALLBOARD_BENCH_BASELINE:
     # The benchmark's bare group_send fan-out, measured on the same server as the live path;
     # never mounted unless the environment asks for it.
-    from bench.baseline import BaselineConsumer
+    from bench.baseline_consumer import BaselineConsumer
 
     websocket_urlpatterns.append(path("ws/bench/baseline/", BaselineConsumer.as_asgi()))

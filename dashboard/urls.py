@@ -8,7 +8,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("calls/<str:call_id>/barge/", views.barge, name="barge"),
-    path("hooks/voipnow/<str:secret>/", views.voipnow_hook, name="voipnow_hook"),
     path("wallboard/<str:token>/", views.wallboard, name="wallboard"),
     path("admin/", admin.site.urls),
 ]

@@ -3,18 +3,14 @@ with a fitting status."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
-from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from calls import live
@@ -120,21 +116,6 @@ def _barge_dialog(request: HttpRequest, user: object, call_id: str) -> HttpRespo
         {"ok": False, "message": message, "status": status},
         status=status,
     )
-
-
-@login_not_required
-@csrf_exempt  # VoipNow posts from outside; the secret in the path is the credential
-@require_http_methods(["GET", "POST"])
-async def voipnow_hook(request: HttpRequest, secret: str) -> HttpResponse:
-    """Call Events from VoipNow: ask the watcher to refresh the call they name."""
-    if not hmac.compare_digest(secret.encode(), settings.CALLBOARD_HOOK_SECRET.encode()):
-        raise Http404
-    params = request.POST if request.method == "POST" else request.GET
-    call_id = params.get("CallAPIID") or params.get("CallID") or None
-    layer = get_channel_layer()
-    if layer is not None:
-        await layer.send(live.WATCHER_CHANNEL, {"type": "call.event", "call_id": call_id})
-    return HttpResponse("OK", content_type="text/plain")
 
 
 @login_not_required

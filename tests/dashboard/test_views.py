@@ -173,11 +173,43 @@ def test_posting_without_the_csrf_token_is_refused(alice: User) -> None:
     assert not BargeInAttempt.objects.exists()
 
 
-def test_the_hook_needs_the_secret(world: Any, settings: Any) -> None:
-    client = Client()
-    assert client.post("/hooks/voipnow/wrong/", {"CallAPIID": "x"}).status_code == 404
-    ok = client.post(f"/hooks/voipnow/{settings.CALLBOARD_HOOK_SECRET}/", {"CallAPIID": "x"})
-    assert ok.status_code == 200
+async def post_hook(path: str, body: bytes, method: str = "POST") -> dict[str, Any]:
+    """A request to the dashboard's ASGI application, as VoipNow makes it."""
+    from channels.testing import HttpCommunicator
+
+    from dashboard.asgi import application
+
+    headers = [(b"content-type", b"application/x-www-form-urlencoded")]
+    return await HttpCommunicator(
+        application, method, path, body=body, headers=headers
+    ).get_response()
+
+
+async def test_the_hook_needs_the_secret(world: Any, settings: Any) -> None:
+    from channels.layers import get_channel_layer
+
+    from calls.live import WATCHER_CHANNEL
+
+    assert (await post_hook("/hooks/voipnow/wrong/", b"CallAPIID=x"))["status"] == 404
+    ok = await post_hook(
+        f"/hooks/voipnow/{settings.CALLBOARD_HOOK_SECRET}/", b"CallAPIID=abc&CallStatus=ANSWER"
+    )
+    assert (ok["status"], ok["body"]) == (200, b"OK")
+    message = await get_channel_layer().receive(WATCHER_CHANNEL)
+    assert message == {"type": "call.event", "call_id": "abc"}
+
+
+async def test_the_hook_takes_get_events_too_and_refuses_other_methods(
+    world: Any, settings: Any
+) -> None:
+    from channels.layers import get_channel_layer
+
+    from calls.live import WATCHER_CHANNEL
+
+    path = f"/hooks/voipnow/{settings.CALLBOARD_HOOK_SECRET}/"
+    assert (await post_hook(path + "?CallID=1.2&CallAPIID=def", b"", "GET"))["status"] == 200
+    assert (await get_channel_layer().receive(WATCHER_CHANNEL))["call_id"] == "def"
+    assert (await post_hook(path, b"", "PUT"))["status"] == 405
 
 
 def test_the_admin_lists_the_audit_read_only(world: Any) -> None:

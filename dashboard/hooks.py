@@ -1,0 +1,72 @@
+"""``/hooks/voipnow/<secret>/``: where VoipNow sends Call Events.
+
+A bare ASGI app, not a Django view: VoipNow may post several events per call change, and
+Django's middleware stack (sessions, authentication, CSRF, each a hop to a worker thread)
+would cost more than the rest of the live path together (measured in ``make bench``). Nothing
+here needs it: the secret in the path is the credential, the body is one form to read.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.exceptions import ChannelFull
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from calls.live import WATCHER_CHANNEL
+
+log = logging.getLogger(__name__)
+MAX_BODY = 64 * 1024  # a Call Event is a dozen short fields
+
+
+async def voipnow_hook(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Ask the watcher to refresh the call a Call Event names; answer 200 at once."""
+    secret = scope["url_route"]["kwargs"]["secret"]
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        body += message.get("body", b"")
+        if len(body) > MAX_BODY:
+            await _answer(send, 413, b"Too large")
+            return
+        if not message.get("more_body"):
+            break
+    if not hmac.compare_digest(secret.encode(), settings.CALLBOARD_HOOK_SECRET.encode()):
+        await _answer(send, 404, b"Not found")
+        return
+    if scope["method"] == "POST":
+        raw = body.decode("utf-8", "replace")
+    elif scope["method"] == "GET":
+        raw = scope.get("query_string", b"").decode("utf-8", "replace")
+    else:
+        await _answer(send, 405, b"Method not allowed", [(b"allow", b"GET, POST")])
+        return
+    fields = parse_qs(raw)
+    call_id = (fields.get("CallAPIID") or fields.get("CallID") or [None])[0]
+    layer = get_channel_layer()
+    if layer is not None:
+        try:
+            await layer.send(WATCHER_CHANNEL, {"type": "call.event", "call_id": call_id})
+        except ChannelFull:
+            # No watcher is draining events right now; its next poll picks the change up.
+            log.warning("call event dropped: the watcher's channel is full")
+    await _answer(send, 200, b"OK")
+
+
+async def _answer(
+    send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain"), *(headers or [])],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
