@@ -43,8 +43,6 @@ _KEY = "live:v1"
 # Rows outlive a dead watcher long enough for a new one to take over and rewrite them.
 ROW_TTL = 24 * 3600
 HEARTBEAT_EVERY = 5.0
-# Event-triggered refreshes wait this long for more events, so a burst costs one refresh.
-COALESCE_WINDOW = 0.01
 # More calls named at once than this: one List PhoneCalls is cheaper than one GET each.
 TARGETED_LIMIT = 20
 BACKOFF_MAX = 30.0
@@ -298,14 +296,10 @@ class Watcher:
             keys = {_row_key(state.org_id, cid): cid for cid in rows if cid in inherited}
             shown = await cache.aget_many(list(keys))
             unchanged = {keys[k] for k, html in shown.items() if html == rows[keys[k]]}
-        await cache.aset_many(entries, ROW_TTL)
-        if removed:
-            await cache.adelete_many(
-                [_row_key(state.org_id, cid) for cid in removed]
-                + [call_key(cid) for cid in removed]
-            )
         # VoipNow lists calls by publish time; new calls from events come last: keep that order.
-        await cache.aset(_index_key(state.org_id), {"version": version, "ids": list(now)}, ROW_TTL)
+        entries[_index_key(state.org_id)] = {"version": version, "ids": list(now)}
+        gone = [_row_key(state.org_id, cid) for cid in removed] + [call_key(c) for c in removed]
+        await _store(entries, gone)
         sent = [html for cid, html in rows.items() if cid not in unchanged]
         if sent or removed:
             await self.layer.group_send(
@@ -448,7 +442,9 @@ class Watcher:
                             _first(self._wake, stop), timeout=min(wait, HEARTBEAT_EVERY)
                         )
                     if self._pending_ids and failures == 0:
-                        await asyncio.sleep(COALESCE_WINDOW)
+                        # Let events that arrived together be taken in one refresh; those that
+                        # arrive while it runs make up the next one.
+                        await asyncio.sleep(0)
         finally:
             if listener:
                 listener.cancel()
@@ -472,6 +468,18 @@ def _live_call(call: PhoneCall, org_id: int, directory: Directory) -> LiveCall:
             for v in sorted(call.views, key=lambda v: v.id)
         ),
     )
+
+
+async def _store(entries: dict[str, Any], gone: list[str]) -> None:
+    """Write a publish to the store in one hop to a worker thread: Django's cache has no
+    async Redis client, and each of its a* calls is a hop of its own."""
+
+    def write() -> None:
+        cache.set_many(entries, ROW_TTL)
+        if gone:
+            cache.delete_many(gone)
+
+    await sync_to_async(write, thread_sensitive=False)()
 
 
 async def _inherit(org_id: int) -> _OrgState:
