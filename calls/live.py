@@ -43,6 +43,9 @@ _KEY = "live:v1"
 # Rows outlive a dead watcher long enough for a new one to take over and rewrite them.
 ROW_TTL = 24 * 3600
 HEARTBEAT_EVERY = 5.0
+# VoipNow sends several Call Events for one change (the queue's, the agent's): wait this long
+# for the rest, so a change is one refresh and one broadcast to every screen, not several.
+COALESCE_WINDOW = 0.01
 # More calls named at once than this: one List PhoneCalls is cheaper than one GET each.
 TARGETED_LIMIT = 20
 BACKOFF_MAX = 30.0
@@ -442,9 +445,7 @@ class Watcher:
                             _first(self._wake, stop), timeout=min(wait, HEARTBEAT_EVERY)
                         )
                     if self._pending_ids and failures == 0:
-                        # Let events that arrived together be taken in one refresh; those that
-                        # arrive while it runs make up the next one.
-                        await asyncio.sleep(0)
+                        await asyncio.sleep(COALESCE_WINDOW)
         finally:
             if listener:
                 listener.cancel()
