@@ -75,8 +75,17 @@ async def _at_rate(ops: list[Callable[[], Awaitable[Any]]], rate: float, limit: 
         task.result()
 
 
-async def drive_calls(http: httpx.AsyncClient, *, rate: float, duration: float) -> Driven:
-    """Calls arrive in Acme's queues, are answered and hung up: ``rate`` changes a second."""
+async def drive_calls(
+    http: httpx.AsyncClient,
+    *,
+    rate: float,
+    duration: float,
+    answer_lag: int = ANSWER_LAG,
+    hangup_lag: int = HANGUP_LAG,
+) -> Driven:
+    """Calls arrive in Acme's queues, are answered and hung up: ``rate`` changes a second.
+    A call is answered ``answer_lag`` cycles (of three changes) after it arrives, and hung up
+    ``hangup_lag`` cycles after it arrives."""
     driven = Driven()
     calls = max(1, round(rate * duration / 3))
     created: list[asyncio.Future[str | None]] = []
@@ -121,13 +130,13 @@ async def drive_calls(http: httpx.AsyncClient, *, rate: float, duration: float) 
         return op
 
     ops: list[Callable[[], Awaitable[None]]] = []
-    for k in range(calls + HANGUP_LAG):
+    for k in range(calls + hangup_lag):
         if k < calls:
             ops.append(create(k))
-        if 0 <= k - ANSWER_LAG < calls:
-            ops.append(answer(k - ANSWER_LAG))
-        if 0 <= k - HANGUP_LAG < calls:
-            ops.append(hangup(k - HANGUP_LAG))
+        if 0 <= k - answer_lag < calls:
+            ops.append(answer(k - answer_lag))
+        if 0 <= k - hangup_lag < calls:
+            ops.append(hangup(k - hangup_lag))
     await _at_rate(ops, rate, limit=duration + 30)
     return driven
 

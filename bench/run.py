@@ -50,8 +50,8 @@ DURATION = 20.0
 IDLE_CLIENTS = 2000
 LIVE_CALLS = 5000
 POLL_INTERVAL = 1.0
-POLL_RATE = 10.0
-POLL_DURATION = 10.0
+POLL_RATE = 5.0
+POLL_DURATION = 12.0
 LOAD_PROCESSES = 2
 SNAPSHOT_SAMPLES = 20
 LIST_SAMPLES = 10
@@ -603,7 +603,11 @@ async def polling_only(stack: Stack, http: httpx.AsyncClient, report: Report) ->
     events = (await http.get("/_emulator/events")).json()
     await connect(stack, "/ws/calls/", stack.cookies[:CLIENTS])
     await on_all(stack, {"cmd": "reset"})
-    driven = await drive.drive_calls(http, rate=POLL_RATE, duration=POLL_DURATION)
+    # Polling can only show a state that lasts past a poll: each state here lives 2.4 s
+    # (4 cycles of 3 changes at 5 changes/s), at most 4 calls talk at once in 6 agents.
+    driven = await drive.drive_calls(
+        http, rate=POLL_RATE, duration=POLL_DURATION, answer_lag=4, hangup_lag=8
+    )
     d = delivery(driven.sends, await collect(stack, driven.sends), errors=len(driven.errors))
     await on_all(stack, {"cmd": "close"})
     events_after = (await http.get("/_emulator/events")).json()
