@@ -104,30 +104,41 @@ setting_changed.connect(_reset_cache)
 
 async def snapshot(org_id: int) -> tuple[int, list[str]]:
     """``(version, rendered rows)`` of an Organization's live calls, in arrival order."""
-    version, rows, _ = await _read_snapshot(org_id)
-    return version, rows
+    version, rows, _ = await _read_snapshot(org_id, None)
+    return version, rows or []
 
 
-async def snapshot_and_status(org_id: int) -> tuple[int, list[str], str]:
-    """The snapshot and the freshness banner, read together: what a new screen needs."""
-    version, rows, status = await _read_snapshot(org_id)
+async def snapshot_and_status(
+    org_id: int, unless_version: int | None = None
+) -> tuple[int, list[str] | None, str]:
+    """The snapshot and the freshness banner, read together: what a new screen needs.
+
+    The rows are None when the snapshot is still at ``unless_version`` (the caller has them).
+    """
+    version, rows, status = await _read_snapshot(org_id, unless_version)
     return version, rows, render_status(status)
 
 
-async def _read_snapshot(org_id: int) -> tuple[int, list[str], dict[str, Any] | None]:
+async def _read_snapshot(
+    org_id: int, unless_version: int | None
+) -> tuple[int, list[str] | None, dict[str, Any] | None]:
     # Django's cache has no async Redis client: its a* methods each hop to the one thread that
     # also runs every database query. One hop to any worker thread for the three reads keeps a
     # burst of screens connecting from queueing behind the database.
-    return await sync_to_async(_read_snapshot_sync, thread_sensitive=False)(org_id)
+    return await sync_to_async(_read_snapshot_sync, thread_sensitive=False)(org_id, unless_version)
 
 
-def _read_snapshot_sync(org_id: int) -> tuple[int, list[str], dict[str, Any] | None]:
+def _read_snapshot_sync(
+    org_id: int, unless_version: int | None
+) -> tuple[int, list[str] | None, dict[str, Any] | None]:
     found = cache.get_many([_index_key(org_id), STATUS_KEY])
     status = found.get(STATUS_KEY)
     index = found.get(_index_key(org_id))
     if not index:
         return 0, [], status
     version, ids = index["version"], index["ids"]
+    if version == unless_version:
+        return version, None, status
     rows = cache.get_many([_row_key(org_id, call_id) for call_id in ids])
     return version, [rows[key] for key in (_row_key(org_id, i) for i in ids) if key in rows], status
 

@@ -4,6 +4,7 @@ send the snapshot, forward what the watcher broadcasts."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -63,13 +64,18 @@ class _LiveConsumer(RelayConsumer):
     async def send_snapshot(self) -> None:
         # Joined the groups first: a change published while we read is forwarded as well, and
         # the version check below drops what the snapshot already holds.
-        version, rows, status = await live.snapshot_and_status(self.org_id)
+        known = _snapshots.get(self.org_id)
+        version, rows, status = await live.snapshot_and_status(
+            self.org_id, unless_version=known.version if known else None
+        )
+        if rows is not None or known is None:
+            known = _Snapshot(version, _snapshot_messages(rows or []))
+            _snapshots[self.org_id] = known
         self.version = version
-        first, *rest = _chunks(rows)
-        await self.send(text_data=render_to_string(SNAPSHOT_TEMPLATE, {"rows": first}) + status)
-        for chunk in rest:
-            # Rows after the first message arrive as out-of-band rows and are appended.
-            await self.send(text_data="".join(chunk))
+        first, *rest = known.messages
+        await self.send(text_data=first + status)
+        for message in rest:
+            await self.send(text_data=message)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Read-only sockets: whatever a browser sends is ignored.
@@ -118,6 +124,24 @@ class WallboardConsumer(_LiveConsumer):
 def _wallboard_org(token: str) -> int | None:
     board = Wallboard.objects.filter(token=token, enabled=True).only("organization_id").first()
     return board.organization_id if board else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    version: int
+    messages: list[str]
+
+
+# The snapshot as sent, per Organization, at its latest version: a screen's snapshot does not
+# depend on who looks, so a burst of screens connecting (a deploy, a Redis restart) renders
+# it once per process instead of once per screen.
+_snapshots: dict[int, _Snapshot] = {}
+
+
+def _snapshot_messages(rows: list[str]) -> list[str]:
+    first, *rest = _chunks(rows)
+    # Rows after the first message arrive as out-of-band rows and are appended.
+    return [render_to_string(SNAPSHOT_TEMPLATE, {"rows": first}), *("".join(c) for c in rest)]
 
 
 def _chunks(rows: list[str]) -> list[list[str]]:
