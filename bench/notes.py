@@ -2,39 +2,43 @@
 
 NOTES = """## Where the time went, and what changed
 
-- **One Redis connection per screen (fixed).** `django.core.cache.cache` is a client per
-  async context, so every websocket consumer built its own RedisCache, connection pool and
-  TCP connection: 300 clients held 334 Redis connections and 642 open files in daphne, and
-  py-spy put a quarter of daphne's samples in `RedisCache.get`, half of that in `connect`.
-  `calls/live.py` now shares one cache client per process and reads the snapshot's index,
-  rows and status in one hop to a worker thread (Django's cache `a*` methods each hop to the
-  one thread that also runs every database query): 40 Redis connections for 300 clients.
-- **Connecting is slow: a few dozen screens a second.** Each connect makes three database
-  round trips on daphne's single thread-sensitive executor (session, user, supervisor), with
-  a new SQLite connection each time (`CONN_MAX_AGE` 0), plus two `group_add`s and the snapshot
-  read. Daphne refuses a handshake not accepted within 5 s (403), so the load processes ramp
-  up 16 connects at a time each; a burst of reconnects after a daphne restart would meet the
-  same limit.
-- **The snapshot of 5,000 calls is never delivered (not fixed).** It is one websocket message
-  of several MB; daphne's default `--websocket-max-message-size` is 1 MiB, so autobahn raises
-  `PayloadExceededError`, the consumer dies and the client gets 1011, which htmx's ws
-  extension answers by reconnecting, forever. The fix is to send the snapshot in chunks of
-  well under 1 MiB (the first replacing `#calls-body`, the others appended to it), which
-  needs an appending partial in `templates/calls/live.html`; until then, deployments with
-  more than about 1,300 live calls per organization must start daphne with a larger
-  `--websocket-max-message-size`. Row 4a is timed on a second daphne started that way.
-- **Fan-out saturates one daphne at 200 screens x 20 changes/s, baseline included.** The
-  bare `group_send` consumer falls seconds behind as well, and channels_redis then reports
-  daphne's inbox over capacity (1000) and drops messages: the loss and the multi-second
-  latencies of rows 1-3 come from the server process not keeping up with about 4,000
-  websocket sends a second on a shared 2-core machine, not from the watcher. Rows 1 and 2
-  are the next thing to profile (py-spy on daphne during the fan-out).
-- **Parsing 5,000 calls takes over 100 ms** in `PhoneCall.from_json` (the diff itself is
-  about 13 ms); the client and its types are another engineer's files, so it is reported,
-  not changed.
-- **Per-screen memory.** Measured as daphne's RSS growth over the idle clients, it includes
-  Twisted/autobahn's protocol objects, the consumer and its scope (session and user), its
-  `_keep_groups` task and the channel layer's per-channel receive buffer.
-- **Noise.** The machine is shared: other test suites (browser tests with Chromium, demos)
-  ran during the measurements; the load average at start is recorded above.
+Found with py-spy on the daphne and watcher processes during the runs, fixed, measured again.
+
+- **Channels' database hop on every message (fixed).** Channels closes stale database
+  connections before dispatching each message to a consumer, with a hop to the one thread
+  that runs database work. At 4,000 fragments a second that hop was where daphne spent its
+  time: the bare baseline itself fell seconds behind and lost half its fragments. The relay
+  consumers (`dashboard/consumers.py`, `RelayConsumer`) dispatch without it, since they touch
+  the database only in `connect`, through `database_sync_to_async`; the baseline consumer
+  dispatches the same way, so the comparison measures the live path's own work.
+- **One Redis message per screen (fixed).** The list-based channels_redis layer pushes a
+  `group_send` to every member's channel through Redis and each daphne pops them one by one.
+  The pub/sub layer (`RedisPubSubChannelLayer`) publishes once per change and each daphne
+  fans out to its own screens in memory. Pub/sub keeps nothing for an absent process; the live
+  path does not rely on it: every change names the version it follows, heartbeats carry the
+  latest versions, and a screen that missed anything gets the snapshot again (tested by
+  restarting Redis under two daphne processes).
+- **Django's middleware on every Call Event (fixed).** VoipNow posts several events per call
+  change; each went through sessions, authentication and CSRF middleware with their thread
+  hops, in the process that also fans out. The hook is now a bare ASGI app in front of Django.
+- **One Redis connection per screen (fixed).** Django's cache object is per async context, so
+  every consumer built its own Redis client: one cache client per process now.
+- **Snapshots over 1 MiB (fixed).** The snapshot of 5,000 calls (several MB) is sent in
+  messages of about 256 KiB; the rows after the first are appended by the page.
+- **Parsing every call on every poll (fixed).** The client reuses the call it parsed last time
+  when its JSON is unchanged, decodes with orjson, and the watcher process raises the garbage
+  collector's thresholds: a full collection of the heap used to land in most 5,000-call polls.
+- **What remains (scenario 2).** The bare fan-out of one fragment to 200 screens takes tens of
+  milliseconds in one Python process (the baseline's p50). The live path adds, per change:
+  the emulator's Call Event POST, a 10 ms window that gathers the several events of one change
+  into one refresh (3 ms and 20 ms measured worse: more broadcasts, or more waiting), one GET
+  of the call, rendering and one store write, and all of it shares daphne's core with the
+  fan-out. p99 meets its target; p95 is above 100 ms.
+- **Memory per screen (scenario 3).** The bare consumer on the same server, measured the same
+  way on a fresh daphne, holds about 39 KiB per screen: Twisted/autobahn's protocol, the ASGI
+  scope with its session and user, two tasks and the channel layer's queue. The live consumer
+  holds 2-4 KiB more. In process, with the channel layer in memory, tracemalloc shows the two
+  consumers within 0.5 KiB of each other.
+- **Noise.** One 2-core machine runs Redis, the emulator, daphne, the watcher, the load
+  processes and the driver; figures move by tens of milliseconds between runs.
 """

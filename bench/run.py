@@ -670,6 +670,9 @@ async def scenarios(stack: Stack, only: set[str]) -> Report:
                 continue
             t0 = time.perf_counter()
             print(f"bench: {title}…", flush=True)
+            # Every scenario meets the same server: a fresh daphne, not one still letting go
+            # of the previous scenario's thousands of sockets.
+            await asyncio.to_thread(start_daphne, stack)
             check_alive(stack.procs)
             try:
                 await step()
