@@ -20,6 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=None, help="override the scenario seed")
         parser.add_argument("--speed", type=float, default=None, help="time factor, 10 = 10x")
         parser.add_argument("--no-traffic", action="store_true", help="no random arrivals")
+        parser.add_argument("--access-log", action="store_true", help="log every request")
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.stdout.write(
@@ -33,4 +34,5 @@ class Command(BaseCommand):
             seed=options["seed"],
             speed=options["speed"],
             traffic=not options["no_traffic"],
+            access_log=options["access_log"],
         )

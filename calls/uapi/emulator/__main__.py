@@ -17,6 +17,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--speed", type=float, default=None)
     parser.add_argument("--no-traffic", action="store_true")
+    parser.add_argument("--access-log", action="store_true")
     args = parser.parse_args()
     run(
         scenario=args.scenario,
@@ -25,6 +26,7 @@ def main() -> None:
         seed=args.seed,
         speed=args.speed,
         traffic=not args.no_traffic,
+        access_log=args.access_log,
     )
 
 

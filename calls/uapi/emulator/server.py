@@ -19,11 +19,15 @@ async def serve(
     speed: float | None = None,
     traffic: bool = True,
     log_level: str = "info",
+    access_log: bool = False,
 ) -> None:
     """Run until interrupted (uvicorn handles SIGINT and SIGTERM)."""
     app = create_app(scenario, seed=seed, speed=speed)
     emulator = app.state.emulator
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off")
+    # A line per request buries everything else (the dashboard polls every few seconds).
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, lifespan="off", access_log=access_log
+    )
     server = uvicorn.Server(config)
     if traffic:
         await emulator.start_traffic()
