@@ -2,7 +2,7 @@
 
 It is what the live path would cost with nothing but ``group_send`` and the websocket between
 the change and the screen. It dispatches as the live consumers do (no database hop per
-message). Mounted at ``/ws/bench/baseline/`` only when ``CALLBOARD_BENCH_BASELINE`` is on.
+message). Mounted at ``/ws/bench/baseline/`` by ``bench.asgi``, never by the dashboard.
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""The baseline's consumer (see ``bench.baseline``); imported by the dashboard's routing only
-when ``CALLBOARD_BENCH_BASELINE`` is on."""
+"""The baseline's consumer (see ``bench.baseline``), mounted by ``bench.asgi``."""
 
 from __future__ import annotations
 

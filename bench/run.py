@@ -191,8 +191,8 @@ def start_daphne(stack: Stack) -> None:
     stack.procs.stop("daphne")
     daphne = stack.procs.start(
         "daphne",
-        [DAPHNE, "-b", HOST, "-p", str(stack.daphne_port), "dashboard.asgi:application"],
-        {**stack.env, "CALLBOARD_BENCH_BASELINE": "1"},
+        [DAPHNE, "-b", HOST, "-p", str(stack.daphne_port), "bench.asgi:application"],
+        stack.env,
         cwd=ROOT,
     )
     wait_for_port(stack.daphne_port, 30, daphne)

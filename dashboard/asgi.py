@@ -2,6 +2,8 @@
 Origin check."""
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -17,19 +19,26 @@ from django.urls import path, re_path  # noqa: E402
 from dashboard.hooks import voipnow_hook  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": URLRouter(
-            [
-                # Channels routes ASGI apps with Django's path(), typed for views only.
-                path("hooks/voipnow/<str:secret>/", voipnow_hook),  # type: ignore[arg-type]
-                # Static files are few and cached by browsers; serving them here keeps one
-                # process enough for a deployment. A fronting proxy may serve STATIC_ROOT.
-                re_path(r"", ASGIStaticFilesHandler(django_asgi_app)),  # type: ignore[arg-type]
-            ]
-        ),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
-    }
-)
+
+def build_application(extra_websocket_routes: Sequence[Any] = ()) -> ProtocolTypeRouter:
+    """The dashboard's ASGI application; ``extra_websocket_routes`` lets the benchmark mount
+    its baseline consumer on the very same stack."""
+    return ProtocolTypeRouter(
+        {
+            "http": URLRouter(
+                [
+                    # Channels routes ASGI apps with Django's path(), typed for views only.
+                    path("hooks/voipnow/<str:secret>/", voipnow_hook),  # type: ignore[arg-type]
+                    # Static files are few and cached by browsers; serving them here keeps one
+                    # process enough for a deployment. A fronting proxy may serve STATIC_ROOT.
+                    re_path(r"", ASGIStaticFilesHandler(django_asgi_app)),  # type: ignore[arg-type]
+                ]
+            ),
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter([*websocket_urlpatterns, *extra_websocket_routes]))
+            ),
+        }
+    )
+
+
+application = build_application()

@@ -178,8 +178,6 @@ CALLBOARD_WATCHER_LOCK_TTL = _env_float("CALLBOARD_WATCHER_LOCK_TTL", 6.0)
 # How long a ringing barge-in blocks a second one on the same call by the same supervisor
 # when VoipNow does not tell us it was picked up (it answers the PUT at once).
 CALLBOARD_RINGING_GUARD_GRACE = _env_float("CALLBOARD_RINGING_GUARD_GRACE", 5.0)
-# `make bench` only: mount the bare fan-out consumer it compares the live path against.
-CALLBOARD_BENCH_BASELINE = _env_bool("CALLBOARD_BENCH_BASELINE", False)
 
 LOGGING = {
     "version": 1,
