@@ -150,13 +150,17 @@ async def test_restarting_the_daphne_processes_ends_with_every_screen_resynced(
 
 
 def test_a_watcher_stops_cleanly_on_sigterm_and_frees_the_lock(stack: Stack) -> None:
+    import redis
+
     name = next(n for n in ("watcher-2", "watcher-1") if n in stack.procs)
     proc = stack.procs[name]
+    store = redis.Redis.from_url(stack.redis_url)
+    wait_for(lambda: len(store.keys("*watcher-leader*")) == 1, 10, "the active watcher's lock")
 
     stack.stop(name, signal.SIGTERM)
 
     assert proc.returncode == 0
     assert "watcher stopped" in stack.log(name)
+    assert store.keys("*watcher-leader*") == []  # released, not left to expire
     stack.start_watcher("watcher-3", stack.ports["a"])
-    # The lock was released, not left to expire: the next watcher starts at once.
-    wait_for(lambda: "watching VoipNow" in stack.log("watcher-3"), 3, "the next watcher")
+    wait_for(lambda: "watching VoipNow" in stack.log("watcher-3"), 10, "the next watcher")
