@@ -33,7 +33,8 @@ Found with py-spy on the daphne and watcher processes during the runs, fixed, me
   the emulator's Call Event POST, a 10 ms window that gathers the several events of one change
   into one refresh (3 ms and 20 ms measured worse: more broadcasts, or more waiting), one GET
   of the call, rendering and one store write, and all of it shares daphne's core with the
-  fan-out. p99 meets its target; p95 is above 100 ms.
+  fan-out. Over the runs made here the live path's p95 was 130-290 ms and its p99 180-350 ms,
+  with the baseline's p95 at 50-170 ms on the same runs: the targets of scenario 2 are missed.
 - **Memory per screen (scenario 3).** The bare consumer on the same server, measured the same
   way on a fresh daphne, holds about 39 KiB per screen: Twisted/autobahn's protocol, the ASGI
   scope with its session and user, two tasks and the channel layer's queue. The live consumer

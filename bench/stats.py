@@ -50,6 +50,19 @@ class Delivery:
         return len(self.latencies) / span if span > 0 else math.nan
 
 
+def pooled(rounds: Sequence[Delivery]) -> Delivery:
+    """Several rounds of one scenario as one: latencies together, spans added up."""
+    return Delivery(
+        changes=sum(r.changes for r in rounds),
+        clients=rounds[0].clients,
+        latencies=[lat for r in rounds for lat in r.latencies],
+        first_send=0.0,
+        last_send=sum(r.last_send - r.first_send for r in rounds),
+        last_arrival=sum(r.last_arrival - r.first_send for r in rounds),
+        errors=sum(r.errors for r in rounds),
+    )
+
+
 def delivery(
     sends: dict[str, float], replies: Iterable[dict[str, object]], *, errors: int = 0
 ) -> Delivery:
