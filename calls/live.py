@@ -143,11 +143,6 @@ def _read_snapshot_sync(
     return version, [rows[key] for key in (_row_key(org_id, i) for i in ids) if key in rows], status
 
 
-async def status_fragment() -> str:
-    """The freshness banner as it stands now."""
-    return render_status(await cache.aget(STATUS_KEY))
-
-
 def render_status(status: dict[str, Any] | None) -> str:
     return render_to_string(STATUS_TEMPLATE, {"status": status or {"state": "starting"}})
 
