@@ -11,6 +11,7 @@ from datetime import datetime
 
 from django.template.loader import render_to_string
 
+from calls.selectors import agent_leg
 from calls.uapi.types import PhoneCall, PhoneCallView
 from calls.uapi.wire import VIEW_STATUS_WORDS, ViewStatus
 
@@ -72,11 +73,6 @@ def _caller(call: PhoneCall) -> str:
     return ", ".join(first.source)
 
 
-def _agent_view(call: PhoneCall) -> PhoneCallView | None:
-    """The agent's leg: the first view that is not the queue's own (views come in id order)."""
-    return next((v for v in call.views if v.extension and v.extension != call.extension), None)
-
-
 def _party(view: PhoneCallView, directory: Directory) -> str:
     """A leg rung into the call (barge-in, whisper, listen) has the barged extension as its
     ``extension`` and the joining phone as its source: name the phone, it is who is there."""
@@ -86,8 +82,8 @@ def _party(view: PhoneCallView, directory: Directory) -> str:
 
 
 def call_row(call: PhoneCall, directory: Directory) -> CallRow:
-    agent = _agent_view(call)
-    if call.answered or any(v.status == ViewStatus.ON_CALL and v is agent for v in call.views):
+    agent = agent_leg(call.extension, call.views)
+    if call.answered or (agent is not None and agent.status == ViewStatus.ON_CALL):
         state = "talking"
     elif agent is not None and agent.status == ViewStatus.RINGING:
         state = "ringing"

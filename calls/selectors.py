@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from django.core.cache import cache
 
+from calls.exceptions import NoSuchCall, NotAllowed
 from calls.models import Extension, Supervisor
 
 _CALL_KEY = "live:v1:call:{call_id}"
@@ -34,6 +36,10 @@ class LiveCall:
     def view(self, view_id: str) -> LiveView | None:
         return next((v for v in self.views if v.id == view_id), None)
 
+    @property
+    def agent_view(self) -> LiveView | None:
+        return agent_leg(self.extension, self.views)
+
     def to_cache(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -55,6 +61,20 @@ class LiveCall:
         )
 
 
+class _Leg(Protocol):
+    @property
+    def extension(self) -> str: ...
+
+
+L = TypeVar("L", bound=_Leg)
+
+
+def agent_leg(charged_extension: str, views: Iterable[L]) -> L | None:
+    """The agent's leg of a queue call: the first view (in id order) that is not the queue's
+    own, the queue being the extension the call is charged to."""
+    return next((v for v in views if v.extension and v.extension != charged_extension), None)
+
+
 def call_key(call_id: str) -> str:
     return _CALL_KEY.format(call_id=call_id)
 
@@ -63,6 +83,25 @@ def live_call(call_id: str) -> LiveCall | None:
     """The live call with this id as the watcher last saw it, or None."""
     data = cache.get(call_key(call_id))
     return LiveCall.from_cache(data) if data else None
+
+
+def may_barge(user: Any, supervisor: Supervisor | None) -> bool:
+    """Whether the user may barge in (whisper, listen) at all."""
+    return supervisor is not None and bool(user.has_perm("calls.barge_in"))
+
+
+def barge_target(user: Any, supervisor: Supervisor | None, call_id: str) -> LiveCall:
+    """The live call this user may barge in on.
+
+    Raises NotAllowed without the permission or a Supervisor profile, NoSuchCall when the call
+    is not live or belongs to another Organization (answered alike, so as not to reveal it).
+    """
+    if supervisor is None or not may_barge(user, supervisor):
+        raise NotAllowed("You are not allowed to barge in on calls.")
+    call = live_call(call_id)
+    if call is None or call.organization_id != supervisor.organization_id:
+        raise NoSuchCall("This call is no longer live.")
+    return call
 
 
 def supervisor_of(user: Any) -> Supervisor | None:

@@ -15,13 +15,12 @@ from calls.exceptions import (
     AlreadyRinging,
     BadInput,
     CallboardError,
-    NoSuchCall,
     NotAllowed,
     VoipNowRejected,
     VoipNowUnavailable,
 )
 from calls.models import CALLER_ID_RE, BargeInAttempt, Extension, Supervisor
-from calls.selectors import LiveCall, live_call, supervisor_of
+from calls.selectors import LiveCall, barge_target, supervisor_of
 from calls.uapi.client import UapiClient
 from calls.uapi.errors import UapiRejected, UapiUnavailable, describe_code
 from calls.uapi.types import PhoneCallAction
@@ -131,14 +130,10 @@ def _check(user: Any, request: _Request) -> _Checked:
 def _apply_rules(
     attempt: BargeInAttempt, supervisor: Supervisor | None, user: Any, request: _Request
 ) -> _Checked:
-    if supervisor is None or not user.has_perm("calls.barge_in"):
-        raise NotAllowed("You are not allowed to barge in on calls.")
+    call = barge_target(user, supervisor, request.call_id)
+    assert supervisor is not None  # barge_target refuses a user who supervises nothing
     if request.mode not in MODES:
         raise BadInput("Choose barge in, whisper or listen.")
-    call = live_call(request.call_id)
-    if call is None or call.organization_id != supervisor.organization_id:
-        # Another Organization's call answers exactly as a call that does not exist.
-        raise NoSuchCall("This call is no longer live.")
     view = call.view(request.phone_call_view_id or "")
     if view is None:
         raise BadInput("Pick one of the call's legs: that one is not part of this call.")

@@ -4,6 +4,7 @@ with a fitting status."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_not_required
@@ -17,7 +18,7 @@ from calls import live
 from calls.connection import uapi_client
 from calls.exceptions import CallboardError
 from calls.models import Wallboard
-from calls.selectors import live_call, phones_of, supervisor_of
+from calls.selectors import barge_target, may_barge, phones_of, supervisor_of
 from calls.services import barge_in
 from dashboard.forms import BargeForm
 
@@ -32,7 +33,7 @@ def live_calls(request: HttpRequest) -> HttpResponse:
         "calls/live.html",
         {
             "organization": supervisor.organization if supervisor else None,
-            "can_barge": supervisor is not None and request.user.has_perm("calls.barge_in"),
+            "can_barge": may_barge(request.user, supervisor),
             "ws_url": "/ws/calls/",
             "status": cache.get(live.STATUS_KEY) or {"state": "starting"},
         },
@@ -78,43 +79,36 @@ async def barge(request: HttpRequest, call_id: str) -> HttpResponse:
             uapi=uapi_client(),
         )
     except CallboardError as exc:
-        return render(
-            request,
-            "calls/barge.html#result",
-            {"ok": False, "message": exc.message, "status": exc.status},
-            status=exc.status,
-        )
+        return _refusal(request, exc)
     return render(request, "calls/barge.html#result", {"ok": True, "message": result.message})
 
 
-def _barge_dialog(request: HttpRequest, user: object, call_id: str) -> HttpResponse:
+def _barge_dialog(request: HttpRequest, user: Any, call_id: str) -> HttpResponse:
     supervisor = supervisor_of(user)
-    call = live_call(call_id)
-    if supervisor is None or not request.user.has_perm("calls.barge_in"):
-        message, status = "You are not allowed to barge in on calls.", 403
-    elif call is None or call.organization_id != supervisor.organization_id:
-        message, status = "This call is no longer live.", 404
-    else:
-        # Default to the agent's leg: the first that is not the queue's own.
-        agent = next(
-            (v for v in call.views if v.extension != call.extension),
-            call.views[0] if call.views else None,
-        )
-        return render(
-            request,
-            "calls/barge.html#dialog",
-            {
-                "call": call,
-                "supervisor": supervisor,
-                "phones": phones_of(supervisor),
-                "default_view": agent.id if agent else "",
-            },
-        )
+    try:
+        call = barge_target(user, supervisor, call_id)
+    except CallboardError as exc:
+        return _refusal(request, exc)
+    assert supervisor is not None
+    agent = call.agent_view or (call.views[0] if call.views else None)
+    return render(
+        request,
+        "calls/barge.html#dialog",
+        {
+            "call": call,
+            "supervisor": supervisor,
+            "phones": phones_of(supervisor),
+            "default_view": agent.id if agent else "",
+        },
+    )
+
+
+def _refusal(request: HttpRequest, exc: CallboardError) -> HttpResponse:
     return render(
         request,
         "calls/barge.html#result",
-        {"ok": False, "message": message, "status": status},
-        status=status,
+        {"ok": False, "message": exc.message, "status": exc.status},
+        status=exc.status,
     )
 
 
