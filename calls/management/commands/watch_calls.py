@@ -7,11 +7,10 @@ import signal
 from typing import Any
 
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from calls.connection import uapi_client
 from calls.live import tune_gc_for_polling, watch
-from calls.uapi.client import UapiClient
 
 
 class Command(BaseCommand):
@@ -26,8 +25,6 @@ class Command(BaseCommand):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with UapiClient(
-            settings.UAPI_BASE_URL, settings.UAPI_CLIENT_ID, settings.UAPI_CLIENT_SECRET
-        ) as uapi:
+        async with uapi_client() as uapi:
             await watch(stop, uapi=uapi, channel_layer=get_channel_layer())
         self.stdout.write("watcher stopped")
