@@ -18,7 +18,7 @@ import pytest
 
 from calls.uapi.client import UapiClient
 from calls.uapi.errors import CODE_WORDS, UapiAuthError, UapiRejected
-from calls.uapi.types import PhoneCall, PhoneCallAction, PhoneCallView
+from calls.uapi.types import PhoneCall, PhoneCallAction, PhoneCallView, UpdatedCall
 from calls.uapi.wire import Action, CallEventType, ErrorCode, ViewStatus
 
 from .contract_support import CONTRACT_CALLER_ID, Delivery, Made, Receiver, Target, eventually
@@ -58,6 +58,20 @@ async def barge_view(made: Made, call_id: str, send_call_to: str) -> PhoneCallVi
     call = await made.current(call_id)
     views = call.views if call else ()
     return next((v for v in views if v.source == (send_call_to,)), None)
+
+
+async def barge_from_target_phone(
+    voipnow: UapiClient, made: Made, target: Target, call_id: str, view_id: str
+) -> UpdatedCall:
+    """BargeIn on one leg of a call the suite made, from the target's phone, with VoipNow's
+    defaults for callerId and waitForPickup."""
+    assert target.send_call_to is not None
+    return await voipnow.update_call(
+        user_id=target.user_id,
+        extension=made.extension,
+        call_id=call_id,
+        action=barge_in(view_id, target.send_call_to),
+    )
 
 
 # ---------------------------------------------------------------------------- the spec
@@ -111,12 +125,7 @@ async def test_omitted_caller_id_defaults_to_the_phone_terminals(
     assert target.send_call_to is not None
     call = await made.call()
     own = await made.own_view(call.id)
-    await voipnow.update_call(
-        user_id=target.user_id,
-        extension=made.extension,
-        call_id=call.id,
-        action=barge_in(own.id, target.send_call_to),
-    )
+    await barge_from_target_phone(voipnow, made, target, call.id, own.id)
 
     async def ringing() -> PhoneCallView | None:
         return await barge_view(made, call.id, target.send_call_to or "")
@@ -132,12 +141,7 @@ async def test_omitted_wait_for_pickup_defaults_to_25_seconds(
     assert contract_target.send_call_to is not None
     call = await made.call()
     own = await made.own_view(call.id)
-    await voipnow.update_call(
-        user_id=contract_target.user_id,
-        extension=made.extension,
-        call_id=call.id,
-        action=barge_in(own.id, contract_target.send_call_to),
-    )
+    await barge_from_target_phone(voipnow, made, contract_target, call.id, own.id)
     [ring] = await rings_of(control, call.id)
     assert ring["waitForPickup"] == 25
     assert ring["sendCallTo"] == contract_target.send_call_to
@@ -276,12 +280,7 @@ async def test_a_revoked_token_is_replaced_once_and_the_barge_in_happens_once(
     await control.post("/_emulator/tokens/revoke", json={})
     tokens = await counter(control, "/oauth/token.php")
     puts = await counter(control, "/uapi/phoneCalls", "PUT")
-    updated = await voipnow.update_call(
-        user_id=contract_target.user_id,
-        extension=made.extension,
-        call_id=call.id,
-        action=barge_in(own.id, contract_target.send_call_to),
-    )
+    updated = await barge_from_target_phone(voipnow, made, contract_target, call.id, own.id)
     assert updated.id == call.id
     # The first PUT was refused (401) before VoipNow did anything, so it was sent again
     # once, with a new token; the phone rang once.
@@ -302,12 +301,7 @@ async def test_a_second_401_is_an_auth_error_and_the_put_is_not_sent_a_third_tim
     )
     refusals = int(response.json()["id"])
     with pytest.raises(UapiAuthError) as caught:
-        await voipnow.update_call(
-            user_id=contract_target.user_id,
-            extension=made.extension,
-            call_id=call.id,
-            action=barge_in(own.id, contract_target.send_call_to),
-        )
+        await barge_from_target_phone(voipnow, made, contract_target, call.id, own.id)
     assert (caught.value.code, caught.value.status) == ("access_denied", 401)
     assert await hits(control, refusals) == 2
     assert await rings_of(control, call.id) == []
