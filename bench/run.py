@@ -458,13 +458,13 @@ async def wait_for_published(stack: Stack, calls: int, within: float) -> float:
     """Seconds until the watcher's snapshot of Acme in Redis holds ``calls`` calls."""
     from django.core.cache.backends.redis import RedisCache
 
-    from calls import live
+    from calls import store
 
-    store = RedisCache(stack.redis_url, {"KEY_PREFIX": "callboard"})
+    redis = RedisCache(stack.redis_url, {"KEY_PREFIX": "callboard"})
     started = time.perf_counter()
     while time.perf_counter() - started < within:
-        index = await store.aget(live._index_key(stack.acme_id))
-        if index and len(index["ids"]) >= calls:
+        index = await store.published(stack.acme_id, cache=redis)
+        if index and len(index.ids) >= calls:
             return time.perf_counter() - started
         await asyncio.sleep(0.1)
     raise RuntimeError(f"the watcher did not publish {calls} calls within {within:.0f}s")

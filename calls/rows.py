@@ -12,11 +12,13 @@ from datetime import datetime
 from django.template.loader import render_to_string
 
 from calls.selectors import agent_leg
+from calls.store import LiveStatus
 from calls.uapi.types import PhoneCall, PhoneCallView
 from calls.uapi.wire import VIEW_STATUS_WORDS, ViewStatus
 
 ROW_TEMPLATE = "calls/live.html#call-row"
 GONE_TEMPLATE = "calls/live.html#call-gone"
+STATUS_TEMPLATE = "calls/live.html#live-status"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +29,6 @@ class Directory:
 
     def label(self, number: str) -> str:
         return self.labels.get(number, "")
-
-
-EMPTY_DIRECTORY = Directory(labels={})
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +121,8 @@ def render_row(call: PhoneCall, directory: Directory) -> str:
 def render_gone(call_id: str) -> str:
     """The fragment that removes a call's row from every screen."""
     return render_to_string(GONE_TEMPLATE, {"call_id": call_id})
+
+
+def render_status(status: LiveStatus) -> str:
+    """The freshness banner (``#live-status``), swapped out of band on every screen."""
+    return render_to_string(STATUS_TEMPLATE, {"status": status})

@@ -6,13 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from django.core.cache import cache
-
+from calls import store
 from calls.exceptions import NoSuchCall, NotAllowed
 from calls.models import Extension, Supervisor
-
-_CALL_KEY = "live:v1:call:{call_id}"
-CALL_TTL = 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +71,9 @@ def agent_leg(charged_extension: str, views: Iterable[L]) -> L | None:
     return next((v for v in views if v.extension and v.extension != charged_extension), None)
 
 
-def call_key(call_id: str) -> str:
-    return _CALL_KEY.format(call_id=call_id)
-
-
 def live_call(call_id: str) -> LiveCall | None:
     """The live call with this id as the watcher last saw it, or None."""
-    data = cache.get(call_key(call_id))
+    data = store.live_call(call_id)
     return LiveCall.from_cache(data) if data else None
 
 

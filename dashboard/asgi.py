@@ -14,9 +14,9 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
-from django.urls import path, re_path  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
-from dashboard.hooks import voipnow_hook  # noqa: E402
+from dashboard.hooks import hook_route  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -27,8 +27,7 @@ def build_application(extra_websocket_routes: Sequence[Any] = ()) -> ProtocolTyp
         {
             "http": URLRouter(
                 [
-                    # Channels routes ASGI apps with Django's path(), typed for views only.
-                    path("hooks/voipnow/<str:secret>/", voipnow_hook),  # type: ignore[arg-type]
+                    hook_route(),
                     # Static files are few and cached by browsers; serving them here keeps one
                     # process enough for a deployment. A fronting proxy may serve STATIC_ROOT.
                     re_path(r"", ASGIStaticFilesHandler(django_asgi_app)),  # type: ignore[arg-type]

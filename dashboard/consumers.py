@@ -12,8 +12,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
-from calls import live
+from calls import live, store
 from calls.models import Wallboard
+from calls.rows import render_status
 from calls.selectors import supervisor_of
 
 SNAPSHOT_TEMPLATE = "calls/live.html#calls-snapshot"
@@ -65,7 +66,7 @@ class _LiveConsumer(RelayConsumer):
         # Joined the groups first: a change published while we read is forwarded as well, and
         # the version check below drops what the snapshot already holds.
         known = _snapshots.get(self.org_id)
-        version, rows, status = await live.snapshot_and_status(
+        version, rows, status = await store.snapshot_and_status(
             self.org_id, unless_version=known.version if known else None
         )
         if rows is not None or known is None:
@@ -73,7 +74,7 @@ class _LiveConsumer(RelayConsumer):
             _snapshots[self.org_id] = known
         self.version = version
         first, *rest = known.messages
-        await self.send(text_data=first + status)
+        await self.send(text_data=first + render_status(status))
         for message in rest:
             await self.send(text_data=message)
 

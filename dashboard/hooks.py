@@ -16,11 +16,18 @@ from urllib.parse import parse_qs
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.urls import URLPattern, path
 
 from calls.live import WATCHER_CHANNEL
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # a Call Event is a dozen short fields
+_PREFIX = "hooks/voipnow/"
+
+
+def hook_url() -> str:
+    """The URL VoipNow is to send Call Events to: the route below, under the public URL."""
+    return f"{settings.CALLBOARD_PUBLIC_URL}/{_PREFIX}{settings.CALLBOARD_HOOK_SECRET}/"
 
 
 async def voipnow_hook(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -70,3 +77,9 @@ async def _answer(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def hook_route() -> URLPattern:
+    """The hook's route, for the ASGI router in front of Django (see ``hook_url``)."""
+    # Channels routes ASGI apps with Django's path(), typed for views only.
+    return path(f"{_PREFIX}<str:secret>/", voipnow_hook)  # type: ignore[arg-type]

@@ -8,13 +8,12 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_not_required
-from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from calls import live
+from calls import store
 from calls.connection import uapi_client
 from calls.exceptions import CallboardError
 from calls.models import Wallboard
@@ -35,7 +34,7 @@ def live_calls(request: HttpRequest) -> HttpResponse:
             "organization": supervisor.organization if supervisor else None,
             "can_barge": may_barge(request.user, supervisor),
             "ws_url": "/ws/calls/",
-            "status": cache.get(live.STATUS_KEY) or {"state": "starting"},
+            "status": store.current_status(),
         },
     )
 
@@ -54,7 +53,7 @@ def wallboard(request: HttpRequest, token: str) -> HttpResponse:
             "wallboard": board,
             "can_barge": False,
             "ws_url": f"/ws/wallboard/{board.token}/",
-            "status": cache.get(live.STATUS_KEY) or {"state": "starting"},
+            "status": store.current_status(),
         },
     )
 
@@ -123,7 +122,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception:  # any driver error means "not healthy"
         log.exception("healthz: database unreachable")
         db_ok = False
-    status = cache.get(live.STATUS_KEY) or {"state": "starting"}
+    status = store.current_status()
     return JsonResponse(
         {"ok": db_ok, "database": db_ok, "watcher": status}, status=200 if db_ok else 503
     )

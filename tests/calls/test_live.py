@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
-from calls import live
-from calls.live import LeaderLock, Watcher
+from calls import live, store
+from calls.live import Watcher
 from calls.models import Organization
+from calls.store import LeaderLock
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from tests.conftest import answered_call
@@ -63,7 +64,7 @@ async def test_the_snapshot_lists_rows_in_arrival_order(
     ids = [emulator.create_call(q, auto=False).id for q in ("0001*100", "0001*101", "0001*100")]
     await watcher.refresh_all()
 
-    version, rows = await live.snapshot(await acme_id())
+    version, rows = await store.snapshot(await acme_id())
 
     assert version >= 1
     assert [next(i for i in ids if i in row) for row in rows] == ids
@@ -100,7 +101,7 @@ async def test_a_bad_answer_from_voipnow_never_stops_the_watcher(
     try:
         for _ in range(100):
             await asyncio.sleep(0.05)
-            _, rows = await live.snapshot(await acme_id())
+            _, rows = await store.snapshot(await acme_id())
             if rows:
                 break
     finally:
@@ -119,7 +120,7 @@ async def test_a_new_watcher_removes_the_rows_its_predecessor_left(
     gone = emulator.create_call("0001*100", auto=False)
     kept = emulator.create_call("0001*100", auto=False)
     await watcher.refresh_all()
-    old_version, _ = await live.snapshot(await acme_id())
+    old_version, _ = await store.snapshot(await acme_id())
     emulator.hangup_call(gone.id)  # while no watcher runs
 
     successor = Watcher(uapi, channel_layer=get_channel_layer(), poll_interval=1, call_events=False)
@@ -132,7 +133,7 @@ async def test_a_new_watcher_removes_the_rows_its_predecessor_left(
     assert message["version"] > old_version
     assert f'<tr id="call-{gone.id}" hx-swap-oob="delete"' in message["html"]
     assert kept.id not in message["html"]  # unchanged for the screens: not sent again
-    _, rows = await live.snapshot(await acme_id())
+    _, rows = await store.snapshot(await acme_id())
     assert len(rows) == 1 and kept.id in rows[0]
 
 
@@ -166,7 +167,7 @@ async def test_the_hook_wakes_the_watcher(
         assert response["status"] == 200
         for _ in range(50):
             await asyncio.sleep(0.05)
-            _, rows = await live.snapshot(await acme_id())
+            _, rows = await store.snapshot(await acme_id())
             if rows and "state-talking" in rows[0]:
                 break
     finally:
@@ -191,7 +192,7 @@ async def test_a_leg_that_joined_names_the_phone_that_joined(
     )
     await watcher.refresh_all()
 
-    _, [row] = await live.snapshot(await acme_id())
+    _, [row] = await store.snapshot(await acme_id())
 
     assert 'Alice desk phone <span class="status">ringing</span>' in row
     assert 'Ann <span class="status">on call</span>' in row

@@ -101,13 +101,16 @@ class Command(BaseCommand):
         from calls.connection import uapi_client
         from calls.live import watch
         from dashboard.asgi import application
+        from dashboard.hooks import hook_url
 
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
 
         async def run_watcher() -> None:
             # Runs once the event loop does: the UAPI client belongs to that loop.
-            await watch(stop, uapi=uapi_client(), channel_layer=get_channel_layer())
+            await watch(
+                stop, uapi=uapi_client(), channel_layer=get_channel_layer(), hook_url=hook_url()
+            )
 
         def start_watcher() -> None:
             tasks.append(twisted_loop.create_task(run_watcher()))

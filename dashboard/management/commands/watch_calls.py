@@ -1,4 +1,6 @@
-"""``python manage.py watch_calls``: keep the live picture of every Organization up to date."""
+"""``python manage.py watch_calls``: keep the live picture of every Organization up to date.
+
+It lives with the dashboard because it wires the watcher to the dashboard's Call Event hook."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from django.core.management.base import BaseCommand
 
 from calls.connection import uapi_client
 from calls.live import tune_gc_for_polling, watch
+from dashboard.hooks import hook_url
 
 
 class Command(BaseCommand):
@@ -26,5 +29,5 @@ class Command(BaseCommand):
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with uapi_client() as uapi:
-            await watch(stop, uapi=uapi, channel_layer=get_channel_layer())
+            await watch(stop, uapi=uapi, channel_layer=get_channel_layer(), hook_url=hook_url())
         self.stdout.write("watcher stopped")
