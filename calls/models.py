@@ -215,3 +215,13 @@ class BargeInAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} {self.mode} {self.phone_call_id} {self.outcome}"
+
+    @classmethod
+    def clipped(cls, **values: str) -> dict[str, str]:
+        """``values`` cut to their fields' ``max_length``: the audit keeps what fits of any
+        input rather than lose the row."""
+        out = {}
+        for name, value in values.items():
+            limit = getattr(cls._meta.get_field(name), "max_length", None)
+            out[name] = value[:limit] if limit else value
+        return out

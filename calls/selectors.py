@@ -82,8 +82,16 @@ def may_barge(user: Any, supervisor: Supervisor | None) -> bool:
     return supervisor is not None and bool(user.has_perm("calls.barge_in"))
 
 
-def barge_target(user: Any, supervisor: Supervisor | None, call_id: str) -> LiveCall:
-    """The live call this user may barge in on.
+@dataclass(frozen=True, slots=True)
+class BargeTarget:
+    """A live call and the supervisor who may barge in on it."""
+
+    supervisor: Supervisor
+    call: LiveCall
+
+
+def barge_target(user: Any, supervisor: Supervisor | None, call_id: str) -> BargeTarget:
+    """The live call this user may barge in on, with the user's Supervisor profile.
 
     Raises NotAllowed without the permission or a Supervisor profile, NoSuchCall when the call
     is not live or belongs to another Organization (answered alike, so as not to reveal it).
@@ -93,7 +101,7 @@ def barge_target(user: Any, supervisor: Supervisor | None, call_id: str) -> Live
     call = live_call(call_id)
     if call is None or call.organization_id != supervisor.organization_id:
         raise NoSuchCall("This call is no longer live.")
-    return call
+    return BargeTarget(supervisor=supervisor, call=call)
 
 
 def supervisor_of(user: Any) -> Supervisor | None:

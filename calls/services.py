@@ -19,8 +19,8 @@ from calls.exceptions import (
     VoipNowRejected,
     VoipNowUnavailable,
 )
-from calls.models import CALLER_ID_RE, BargeInAttempt, Extension, Supervisor
-from calls.selectors import LiveCall, barge_target, supervisor_of
+from calls.models import CALLER_ID_RE, BargeInAttempt, Extension
+from calls.selectors import BargeTarget, LiveCall, barge_target, supervisor_of
 from calls.uapi.client import UapiClient
 from calls.uapi.errors import UapiRejected, UapiUnavailable, describe_code
 from calls.uapi.types import PhoneCallAction
@@ -65,6 +65,19 @@ class _Checked:
     guard_key: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """How the PUT ended, as the audit records it; ``error`` is what the supervisor is told
+    when it did not succeed."""
+
+    outcome: str
+    status: int
+    message: str
+    latency_ms: int
+    code: str = ""
+    error: CallboardError | None = None
+
+
 def _guard_key(supervisor_id: int, call_id: str) -> str:
     return f"barge-ringing:{supervisor_id}:{call_id}"
 
@@ -107,31 +120,30 @@ def _check(user: Any, request: _Request) -> _Checked:
     attempt = BargeInAttempt(
         user=user if getattr(user, "is_authenticated", False) else None,
         username=getattr(user, "username", "") or "",
-        phone_call_id=request.call_id[:64],
-        phone_call_view_id=(request.phone_call_view_id or "")[:16],
-        send_call_to=(request.send_call_to or "")[:24],
-        caller_id=(request.caller_id or "")[:200],
-        wait_for_pickup=str(request.wait_for_pickup or "")[:16],
         mode=request.mode if request.mode in MODES else BargeInAttempt.Mode.BARGE,
+        **BargeInAttempt.clipped(
+            phone_call_id=request.call_id,
+            phone_call_view_id=request.phone_call_view_id or "",
+            send_call_to=request.send_call_to or "",
+            caller_id=request.caller_id or "",
+            wait_for_pickup=str(request.wait_for_pickup or ""),
+        ),
     )
     try:
         supervisor = supervisor_of(user)
         if supervisor is not None:
             attempt.organization = supervisor.organization
-        return _apply_rules(attempt, supervisor, user, request)
+        return _apply_rules(attempt, barge_target(user, supervisor, request.call_id), request)
     except CallboardError as exc:
         attempt.outcome = BargeInAttempt.Outcome.REFUSED
         attempt.http_status = exc.status
-        attempt.message = exc.message[:500]
+        attempt.message = BargeInAttempt.clipped(message=exc.message)["message"]
         attempt.save()
         raise
 
 
-def _apply_rules(
-    attempt: BargeInAttempt, supervisor: Supervisor | None, user: Any, request: _Request
-) -> _Checked:
-    call = barge_target(user, supervisor, request.call_id)
-    assert supervisor is not None  # barge_target refuses a user who supervises nothing
+def _apply_rules(attempt: BargeInAttempt, target: BargeTarget, request: _Request) -> _Checked:
+    supervisor, call = target.supervisor, target.call
     if request.mode not in MODES:
         raise BadInput("Choose barge in, whisper or listen.")
     view = call.view(request.phone_call_view_id or "")
@@ -182,15 +194,60 @@ def _apply_rules(
     )
 
 
-def _finish(
-    attempt_id: int, *, outcome: str, status: int, code: str, message: str, latency_ms: int
-) -> None:
+async def _send(checked: _Checked, mode: str, uapi: UapiClient) -> _Sent:
+    """PUT the action, once; never raises for VoipNow's answer, returns how it ended."""
+    started = time.perf_counter()
+
+    def elapsed() -> int:
+        return int((time.perf_counter() - started) * 1000)
+
+    try:
+        await uapi.update_call(
+            user_id=USER_OWNER,
+            extension=checked.target_extension,
+            call_id=checked.call.id,
+            action=checked.action,
+        )
+    except UapiRejected as exc:
+        status = _UAPI_STATUS.get(exc.code, 502)
+        message = f"VoipNow refused: {describe_code(exc.code, exc.message)}."
+        return _Sent(
+            outcome=BargeInAttempt.Outcome.REJECTED,
+            status=status,
+            message=message,
+            latency_ms=elapsed(),
+            code=exc.code,
+            error=VoipNowRejected(message, status=status, code=exc.code),
+        )
+    except UapiUnavailable as exc:
+        status = 504 if exc.timed_out else 502
+        message = (
+            "VoipNow did not answer in time; your phone may still ring. Not retried."
+            if exc.timed_out
+            else f"VoipNow could not be reached: {exc.message} Not retried."
+        )
+        return _Sent(
+            outcome=BargeInAttempt.Outcome.UNAVAILABLE,
+            status=status,
+            message=message,
+            latency_ms=elapsed(),
+            error=VoipNowUnavailable(message, status=status),
+        )
+    phone = checked.action.send_call_to or ""
+    return _Sent(
+        outcome=BargeInAttempt.Outcome.ACCEPTED,
+        status=200,
+        message=f"{phone} is ringing: {_JOIN_WORDS[mode]}.",
+        latency_ms=elapsed(),
+    )
+
+
+def _finish(attempt_id: int, sent: _Sent) -> None:
     BargeInAttempt.objects.filter(pk=attempt_id).update(
-        outcome=outcome,
-        http_status=status,
-        uapi_code=code[:64],
-        message=message[:500],
-        latency_ms=latency_ms,
+        outcome=sent.outcome,
+        http_status=sent.status,
+        latency_ms=sent.latency_ms,
+        **BargeInAttempt.clipped(uapi_code=sent.code, message=sent.message),
     )
 
 
@@ -216,59 +273,19 @@ async def barge_in(
     """
     request = _Request(call_id, phone_call_view_id, send_call_to, caller_id, wait_for_pickup, mode)
     checked = await sync_to_async(_check)(user, request)
-    started = time.perf_counter()
-    try:
-        await uapi.update_call(
-            user_id=USER_OWNER,
-            extension=checked.target_extension,
-            call_id=checked.call.id,
-            action=checked.action,
-        )
-    except UapiRejected as exc:
-        latency = int((time.perf_counter() - started) * 1000)
-        status = _UAPI_STATUS.get(exc.code, 502)
-        message = f"VoipNow refused: {describe_code(exc.code, exc.message)}."
-        await sync_to_async(_finish)(
-            checked.attempt_id,
-            outcome=BargeInAttempt.Outcome.REJECTED,
-            status=status,
-            code=exc.code,
-            message=message,
-            latency_ms=latency,
-        )
-        # Nothing rang: let the supervisor try again at once.
+    sent = await _send(checked, mode, uapi)
+    await sync_to_async(_finish)(checked.attempt_id, sent)
+    if isinstance(sent.error, VoipNowRejected):
+        # Nothing rang: let the supervisor try again at once. After no answer the guard stays:
+        # if the PUT did reach VoipNow the phone is ringing.
         await cache.adelete(checked.guard_key)
-        raise VoipNowRejected(message, status=status, code=exc.code) from exc
-    except UapiUnavailable as exc:
-        latency = int((time.perf_counter() - started) * 1000)
-        status = 504 if exc.timed_out else 502
-        message = (
-            "VoipNow did not answer in time; your phone may still ring. Not retried."
-            if exc.timed_out
-            else f"VoipNow could not be reached: {exc.message} Not retried."
-        )
-        await sync_to_async(_finish)(
-            checked.attempt_id,
-            outcome=BargeInAttempt.Outcome.UNAVAILABLE,
-            status=status,
-            code="",
-            message=message,
-            latency_ms=latency,
-        )
-        # The guard stays: if the PUT did reach VoipNow the phone is ringing.
-        raise VoipNowUnavailable(message, status=status) from exc
-    latency = int((time.perf_counter() - started) * 1000)
+    if sent.error is not None:
+        raise sent.error
     phone = checked.action.send_call_to or ""
-    message = f"{phone} is ringing: {_JOIN_WORDS[mode]}."
-    await sync_to_async(_finish)(
-        checked.attempt_id,
-        outcome=BargeInAttempt.Outcome.ACCEPTED,
-        status=200,
-        code="",
-        message=message,
-        latency_ms=latency,
-    )
-    log.info("%s %s call %s from %s accepted in %d ms", user, mode, call_id, phone, latency)
+    log.info("%s %s call %s from %s accepted in %d ms", user, mode, call_id, phone, sent.latency_ms)
     return BargeInResult(
-        attempt_id=checked.attempt_id, message=message, send_call_to=phone, call_id=checked.call.id
+        attempt_id=checked.attempt_id,
+        message=sent.message,
+        send_call_to=phone,
+        call_id=checked.call.id,
     )

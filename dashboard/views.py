@@ -85,18 +85,18 @@ async def barge(request: HttpRequest, call_id: str) -> HttpResponse:
 def _barge_dialog(request: HttpRequest, user: Any, call_id: str) -> HttpResponse:
     supervisor = supervisor_of(user)
     try:
-        call = barge_target(user, supervisor, call_id)
+        target = barge_target(user, supervisor, call_id)
     except CallboardError as exc:
         return _refusal(request, exc)
-    assert supervisor is not None
+    call = target.call
     agent = call.agent_view or (call.views[0] if call.views else None)
     return render(
         request,
         "calls/barge.html#dialog",
         {
             "call": call,
-            "supervisor": supervisor,
-            "phones": phones_of(supervisor),
+            "supervisor": target.supervisor,
+            "phones": phones_of(target.supervisor),
             "default_view": agent.id if agent else "",
         },
     )

@@ -108,6 +108,17 @@ async def test_it_refuses_a_call_that_is_not_live(
     assert row.outcome == "refused"
 
 
+async def test_input_longer_than_the_audit_columns_is_audited_cut_to_fit(
+    alice: User, call: AnsweredCall, uapi: UapiClient
+) -> None:
+    long_id = "f" * 100
+    gone = AnsweredCall(id=long_id, agent_view="0" * 40, agent_extension="0001*201")
+    await refused(NoSuchCall, uapi, alice, gone, send_call_to="1" * 40, caller_id="A" * 300)
+    [row] = await attempts()
+    assert (row.phone_call_id, row.phone_call_view_id) == ("f" * 64, "0" * 16)
+    assert (row.send_call_to, row.caller_id) == ("1" * 24, "A" * 200)
+
+
 async def test_it_refuses_a_view_that_is_not_part_of_the_call(
     alice: User, emulator: Emulator, call: AnsweredCall, uapi: UapiClient
 ) -> None:
