@@ -16,7 +16,7 @@ import pytest
 from channels.layers import get_channel_layer
 from django.core.cache import cache
 
-from calls import live
+from calls import live, store
 from calls.live import Watcher
 from calls.models import Organization
 from calls.uapi.client import UapiClient
@@ -154,7 +154,7 @@ async def test_a_poll_does_not_overwrite_a_call_an_event_refreshed_after_it_star
         emulator.answer_call(call.id)
         await watched.watcher.refresh_calls([call.id])
 
-    _, [row] = await live.snapshot(org_id)
+    _, [row] = await store.snapshot(org_id)
     assert row_state(row, call.id) == "talking"
     sent = await received(layer, channel)
     # The event's refresh reached the screens; the older poll sent nothing after it.
@@ -173,7 +173,7 @@ async def test_a_poll_does_not_bring_back_a_call_an_event_found_gone_after_it_st
         emulator.hangup_call(call.id)
         await watched.watcher.refresh_calls([call.id])
 
-    assert (await live.snapshot(org_id))[1] == []
+    assert (await store.snapshot(org_id))[1] == []
     [message] = await received(layer, channel)
     assert gone(message["html"], call.id)
     assert row_state(message["html"], call.id) is None
@@ -189,7 +189,7 @@ async def test_a_poll_that_started_after_the_event_wins(
 
     await watched.watcher.refresh_all()  # the event is older than this poll: the poll counts
 
-    _, [row] = await live.snapshot(await acme_id())
+    _, [row] = await store.snapshot(await acme_id())
     assert row_state(row, call.id) == "talking"
 
 
@@ -203,11 +203,11 @@ async def test_after_the_store_lost_its_rows_the_watcher_publishes_them_all_agai
         emulator.create_call(queue, auto=False)
     await watcher.refresh_all()
     org_id = await acme_id()
-    version, rows = await live.snapshot(org_id)
+    version, rows = await store.snapshot(org_id)
     assert len(rows) == 2
 
     cache.clear()  # Redis restarted without persistence; VoipNow's calls did not change
-    assert await live.snapshot(org_id) == (0, [])
+    assert await store.snapshot(org_id) == (0, [])
     layer, channel = await listen(live.org_group(org_id))
     status_layer, status_channel = await listen(live.STATUS_GROUP)
     # The watcher looks at the store when it sends a heartbeat, at once when its state
@@ -226,7 +226,7 @@ async def test_after_the_store_lost_its_rows_the_watcher_publishes_them_all_agai
         await asyncio.wait_for(task, 5)
 
     # A new screen gets every row again, and screens already open get them all too.
-    new_version, rows_again = await live.snapshot(org_id)
+    new_version, rows_again = await store.snapshot(org_id)
     assert rows_again == rows
     assert new_version > version
     [message] = await received(layer, channel)
@@ -249,7 +249,7 @@ async def test_more_than_twenty_calls_named_at_once_are_refreshed_by_one_poll(
     await watched.watcher.refresh_calls(call.id for call in calls)
 
     assert watched.transport.reads == [LIST]
-    assert (await live.snapshot(await acme_id()))[1] == []
+    assert (await store.snapshot(await acme_id()))[1] == []
 
 
 async def test_up_to_twenty_calls_named_at_once_are_read_one_by_one(
@@ -264,4 +264,4 @@ async def test_up_to_twenty_calls_named_at_once_are_read_one_by_one(
     await watched.watcher.refresh_calls(call.id for call in calls)
 
     assert watched.transport.reads == [GET] * 20
-    assert (await live.snapshot(await acme_id()))[1] == []
+    assert (await store.snapshot(await acme_id()))[1] == []

@@ -14,7 +14,7 @@ from django.core.cache import cache
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calls import live
+from calls import live, store
 from calls.live import Watcher
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
@@ -237,9 +237,9 @@ async def test_the_snapshot_plus_every_change_sent_after_it_is_a_fresh_snapshot(
             # Like the consumer: join the group first, then read the snapshot.
             channel = await layer.new_channel()
             await layer.group_add(live.org_group(org_id), channel)
-            screens.append((channel, Screen.from_snapshot(*await live.snapshot(org_id))))
+            screens.append((channel, Screen.from_snapshot(*await store.snapshot(org_id))))
 
-        fresh = Screen.from_snapshot(*await live.snapshot(org_id))
+        fresh = Screen.from_snapshot(*await store.snapshot(org_id))
         for channel, screen in screens:
             # Everything sent is queued already: the in-memory layer delivers within group_send.
             for message in await received(layer, channel, quiet=0.001):
