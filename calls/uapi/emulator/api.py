@@ -28,9 +28,11 @@ from calls.uapi.wire import (
     ExtensionType,
 )
 
-from .engine import EVENT_EXTENSION_TYPES, Context, Emulator
+from .call_events import EVENT_EXTENSION_TYPES
+from .engine import Emulator
 from .errors import UapiError, bad_request
 from .model import PHONE_CALL_FIELDS, Call, dumps
+from .tokens import Context
 from .world import Account
 
 log = logging.getLogger(__name__)
