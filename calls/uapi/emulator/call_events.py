@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 from calls.uapi.wire import CallEventMethod, CallEventType, ErrorCode, ExtensionType
@@ -69,6 +70,23 @@ class CallEvents(EmulatorBase):
         )
         self.registrations.setdefault(ext, {})[registration.id] = registration
         return registration
+
+    def registrations_of(
+        self, ext: str, event_type: CallEventType | None = None, event_id: str | None = None
+    ) -> list[Registration]:
+        """The PhoneCallEvents of ``ext``, of ``event_type`` and with ``event_id`` when given,
+        in the order they were registered."""
+        return [
+            r
+            for r in self.registrations.get(ext, {}).values()
+            if (event_type is None or r.type == event_type) and (event_id in (None, r.id))
+        ]
+
+    def unregister_events(self, registrations: Iterable[Registration]) -> None:
+        """Delete PhoneCallEvents; their extension gets no more of those events."""
+        for registration in registrations:
+            mine = self.registrations.get(registration.extension, {})
+            mine.pop(registration.id, None)
 
     def _send(self, ext: str, event_type: CallEventType, fields: dict[str, str]) -> None:
         for registration in self.registrations.get(ext, {}).values():

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from calls.uapi.wire import AgentStatus, CallEventType, Flow, PresenceStatus, ViewStatus
+from calls.uapi.wire import AgentStatus, CallEventType, ErrorCode, Flow, PresenceStatus, ViewStatus
 
 from .base import EmulatorBase
-from .errors import ControlError
+from .errors import ControlError, bad_request
 from .model import Call, View, iso, now
 from .world import Queue
 
@@ -156,6 +156,26 @@ class QueuesAndAgents(EmulatorBase):
         for q in changed:
             self.dispatch(q)
         return changed
+
+    def queue_agent(self, queue: str, number: str) -> str:
+        """The extended number of the agent of ``queue`` called ``number`` (short numbers are
+        read in the queue's organization); raises ``qa_agent_invalid``."""
+        org = self.world.extensions[queue].organization_id
+        agent = self.world.resolve_number(number, org)
+        if agent is None or agent not in self.queue_agents(queue):
+            raise bad_request(
+                ErrorCode.QA_AGENT_INVALID, "Invalid agent. Not an agent of the queue."
+            )
+        return agent
+
+    def queue_agents(self, queue: str) -> tuple[str, ...]:
+        """The agents of ``queue``, as the scenario lists them (none for another extension)."""
+        q = self.world.queues.get(queue)
+        return q.agents if q else ()
+
+    def agent_status_of(self, queue: str, agent: str) -> AgentStatus:
+        """The status of an agent (one of ``queue_agents(queue)``) in ``queue``."""
+        return self.agent_status[(queue, agent)]
 
     # ------------------------------------------------------------------ phones and Presence
 

@@ -63,6 +63,10 @@ class Tokens(EmulatorBase):
             return count
         return 1 if self.tokens.pop(value, None) else 0
 
+    def set_token_lifetime(self, seconds: int | None) -> None:
+        """Give tokens issued from now on ``seconds`` of life; None: each app's own."""
+        self.token_lifetime = seconds
+
     def resolve(self, account: Account, user_segment: str, ext_segment: str) -> Context:
         """Apply the userId and extension rules of the UAPI URI fragment."""
         world = self.world

@@ -15,6 +15,13 @@ class Traffic(EmulatorBase):
     def traffic_running(self) -> bool:
         return any(not t.done() for t in self._traffic_tasks)
 
+    def set_speed(self, speed: float) -> None:
+        """Run emulated time ``speed`` times faster from now on; raises ValueError unless
+        ``speed`` > 0."""
+        if speed <= 0:
+            raise ValueError("speed must be > 0")
+        self.speed = float(speed)
+
     async def start_traffic(self, speed: float | None = None) -> None:
         """Start Poisson arrivals in every queue (on the running loop). Idempotent."""
         if speed:
