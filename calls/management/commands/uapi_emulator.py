@@ -4,35 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from calls.uapi.emulator.server import run
-from calls.uapi.emulator.world import DEMO_SCENARIO
+from calls.uapi.emulator import cli
 
 
 class Command(BaseCommand):
     help = "Run the VoipNow UAPI emulator (OAuth, PhoneCalls, Call Events, control API)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--scenario", default=str(DEMO_SCENARIO), help="scenario JSON file")
-        parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8001)
-        parser.add_argument("--seed", type=int, default=None, help="override the scenario seed")
-        parser.add_argument("--speed", type=float, default=None, help="time factor, 10 = 10x")
-        parser.add_argument("--no-traffic", action="store_true", help="no random arrivals")
-        parser.add_argument("--access-log", action="store_true", help="log every request")
+        cli.add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.stdout.write(
-            f"UAPI emulator on http://{options['host']}:{options['port']} "
-            f"(scenario {options['scenario']}, traffic {'off' if options['no_traffic'] else 'on'})"
-        )
-        run(
-            scenario=options["scenario"],
-            host=options["host"],
-            port=options["port"],
-            seed=options["seed"],
-            speed=options["speed"],
-            traffic=not options["no_traffic"],
-            access_log=options["access_log"],
-        )
+        try:
+            cli.serve(options, announce=self.stdout.write)
+        except cli.ServerUnavailable as exc:
+            raise CommandError(str(exc)) from exc

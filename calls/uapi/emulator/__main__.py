@@ -5,29 +5,17 @@ from __future__ import annotations
 
 import argparse
 
-from .server import run
-from .world import DEMO_SCENARIO
+from .cli import ServerUnavailable, add_arguments, serve
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="VoipNow UAPI emulator")
-    parser.add_argument("--scenario", default=str(DEMO_SCENARIO))
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--speed", type=float, default=None)
-    parser.add_argument("--no-traffic", action="store_true")
-    parser.add_argument("--access-log", action="store_true")
-    args = parser.parse_args()
-    run(
-        scenario=args.scenario,
-        host=args.host,
-        port=args.port,
-        seed=args.seed,
-        speed=args.speed,
-        traffic=not args.no_traffic,
-        access_log=args.access_log,
-    )
+    add_arguments(parser)
+    options = vars(parser.parse_args())
+    try:
+        serve(options)
+    except ServerUnavailable as exc:
+        parser.exit(1, f"{exc}\n")
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ from calls.uapi.wire import (
     ExtensionType,
 )
 
-from .engine import EVENT_EXTENSION_TYPES, Context, Emulator
+from .call_events import EVENT_EXTENSION_TYPES
+from .engine import Emulator
 from .errors import UapiError, bad_request
 from .model import PHONE_CALL_FIELDS, Call, dumps
+from .tokens import Context
 from .world import Account
 
 log = logging.getLogger(__name__)
@@ -372,16 +374,11 @@ async def phone_call_events(request: Request, emulator: Emulator) -> Response:
     event_type = _event_type(request.path_params.get("type"))
     event_id: str | None = request.path_params.get("eventId")
     base = base_url(request, emulator)
-    mine = emulator.registrations.get(ext, {})
     if request.method == "POST" and event_type is None:
         body = await read_json(request)
         registration = emulator.register_event(context, body if isinstance(body, dict) else {})
         return json_response(registration.to_json(base))
-    matching = [
-        r
-        for r in mine.values()
-        if (event_type is None or r.type == event_type) and (event_id in (None, r.id))
-    ]
+    matching = emulator.registrations_of(ext, event_type, event_id)
     if request.method == "GET":
         matching.sort(key=lambda r: (r.url, r.id))  # the docs: ordered by url
         return _collection([r.to_json(base) for r in matching])
@@ -395,8 +392,7 @@ async def phone_call_events(request: Request, emulator: Emulator) -> Response:
     if request.method == "DELETE":
         if event_id is not None and not matching:
             raise bad_request(ErrorCode.PCE_ID_INVALID, "Invalid id. No such PhoneCallEvent.")
-        for registration in matching:
-            del mine[registration.id]
+        emulator.unregister_events(matching)
         if not matching:
             return no_content()
         return json_response([{"id": r.id} for r in matching])
@@ -408,7 +404,7 @@ def _agent_entry(
 ) -> dict[str, Any]:
     return {
         "agentNumber": agent,
-        "status": int(emulator.agent_status[(queue, agent)]),
+        "status": int(emulator.agent_status_of(queue, agent)),
         "links": {"self": f"{base}/uapi/extensions/{user}/{queue}/queue/agents/{agent}"},
     }
 
@@ -417,22 +413,13 @@ def _agent_entry(
 async def queue_agents(request: Request, emulator: Emulator) -> Response:
     context = context_of(request, emulator)
     queue = _single_extension(context, frozenset({ExtensionType.QUEUE}), emulator)
-    q = emulator.world.queues.get(queue)
-    agents = q.agents if q else ()
     base = base_url(request, emulator)
     user = request.path_params["userId"]
     raw_agent: str | None = request.path_params.get("agent")
-    agent: str | None = None
-    if raw_agent is not None:
-        org = emulator.world.extensions[queue].organization_id
-        agent = emulator.world.resolve_number(raw_agent, org)
-        if agent not in agents:
-            raise bad_request(
-                ErrorCode.QA_AGENT_INVALID, "Invalid agent. Not an agent of the queue."
-            )
+    agent = emulator.queue_agent(queue, raw_agent) if raw_agent is not None else None
     if request.method == "GET":
-        chosen = [agent] if agent else list(agents)
-        chosen.sort(key=lambda a: int(emulator.agent_status[(queue, a)]))  # ordered by status
+        chosen = [agent] if agent else list(emulator.queue_agents(queue))
+        chosen.sort(key=lambda a: int(emulator.agent_status_of(queue, a)))  # ordered by status
         return _collection([_agent_entry(emulator, base, user, queue, a) for a in chosen])
     if request.method == "PUT" and agent is not None:
         body = await read_json(request)

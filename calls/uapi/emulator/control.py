@@ -159,7 +159,7 @@ async def traffic(request: Request, emulator: Emulator) -> Response:
     if speed is not None:
         if speed <= 0:
             raise ControlError(400, "speed must be > 0")
-        emulator.speed = speed
+        emulator.set_speed(speed)
     running = data.get("running")
     if running is True:
         await emulator.start_traffic()
@@ -193,7 +193,7 @@ async def lifetime(request: Request, emulator: Emulator) -> Response:
         isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0
     ):
         raise ControlError(400, "seconds must be a whole number >= 0, or null for the default")
-    emulator.token_lifetime = seconds
+    emulator.set_token_lifetime(seconds)
     return json_response({"seconds": seconds})
 
 

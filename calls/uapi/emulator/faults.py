@@ -18,15 +18,18 @@ import contextlib
 import itertools
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from calls.uapi.wire import ErrorCode
 
 from .errors import ControlError
 from .model import dumps
+
+if TYPE_CHECKING:
+    # Types only: the fault book is part of the engine, which loads without starlette.
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 KINDS = ("latency", "status", "timeout", "drop", "malformed", "truncated", "garbled")
 # timeout without "seconds" waits for the client to go away; this bound only keeps a

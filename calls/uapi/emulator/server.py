@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import uvicorn
@@ -35,7 +34,3 @@ async def serve(
         await server.serve()
     finally:
         await emulator.stop()
-
-
-def run(**options: object) -> None:
-    asyncio.run(serve(**options))  # type: ignore[arg-type]

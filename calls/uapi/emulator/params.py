@@ -1,0 +1,109 @@
+"""Values of UAPI payloads and queries as the rooms of the engine check them: numbers,
+callerIds, waitForPickup, booleans and enums, each refused with its documented error code."""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import IntEnum
+from typing import Any, TypeVar
+
+from calls.uapi.wire import DEFAULT_WAIT_FOR_PICKUP, ErrorCode
+
+from .errors import bad_request
+
+CALLER_ID_PARTS = re.compile(r"^\s*(?P<name>.*?)\s*<(?P<number>[^>]*)>\s*$")
+PHONE_NUMBER_RE = re.compile(r"^\+?[0-9]{4,}$")
+
+E = TypeVar("E", bound=IntEnum)
+
+
+def split_caller_id(caller_id: str) -> tuple[str, str]:
+    """(name, number) of ``Name <number>``; a bare number is all number."""
+    match = CALLER_ID_PARTS.match(caller_id)
+    if match is None:
+        return "", caller_id
+    return match["name"], match["number"]
+
+
+def valid_caller_id(value: str) -> bool:
+    match = re.match(r"^(?P<name>.+?)\s+<(?P<number>\+?[0-9*]+)>$", value)
+    if match is None:
+        return False
+    name = match["name"].strip()
+    return bool(name) and all(ch.isalnum() or ch in " .'-" for ch in name)
+
+
+def positive_number(value: Any) -> float | None:
+    """A number (or numeric string) > 0, else None. Booleans are not numbers here."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    if not math.isfinite(number) or number <= 0:
+        return None
+    return number
+
+
+def number(value: Any) -> str | None:
+    """An extension or phone number given as an int or a non-blank string, else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def caller_id(value: Any, default: str) -> str:
+    """The callerId given, or ``default`` when absent; raises ``pc_callerid_invalid``."""
+    if value is None:
+        return default
+    if not isinstance(value, str) or not valid_caller_id(value.strip()):
+        raise bad_request(
+            ErrorCode.PC_CALLERID_INVALID,
+            "Invalid callerId. It must have the format: John Doe <+3334444>.",
+        )
+    return value.strip()
+
+
+def wait_for_pickup(payload: dict[str, Any]) -> float:
+    """Seconds to let a phone ring (default 25); raises ``pc_timeout_invalid``."""
+    # The spec spells it waitForPickup; the PhoneCallAction table spells waitForPickUp.
+    value = payload.get("waitForPickup", payload.get("waitForPickUp"))
+    if value is None:
+        return float(DEFAULT_WAIT_FOR_PICKUP)
+    wait = positive_number(value)
+    if wait is None:
+        raise bad_request(
+            ErrorCode.PC_TIMEOUT_INVALID, "Invalid waitForPickup. It must be a number above 0."
+        )
+    return wait
+
+
+def private_flag(value: Any) -> bool:
+    """Whisper's ``private`` (default false); raises ``pc_private_invalid``."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1, "0", "1", "true", "false"):
+        return value in (1, "1", "true")
+    raise bad_request(ErrorCode.PC_PRIVATE_INVALID, "Invalid private. It must be a boolean.")
+
+
+def enum_field(spec: dict[str, Any], key: str, enum: type[E], default: E | None) -> E | None:
+    """``spec[key]`` (an int or numeric string) as a member of ``enum``, else None."""
+    value = spec.get(key, default)
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return enum(int(value))
+    except (TypeError, ValueError):
+        return None
