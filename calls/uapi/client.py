@@ -12,11 +12,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import orjson
 
+from . import paths
 from .errors import UapiAuthError, UapiRejected, UapiUnavailable, describe_code
 from .types import (
     CallEventSubscription,
@@ -43,11 +43,6 @@ TOKEN_RENEW_MARGIN = 60.0
 class _Token:
     value: str
     renew_at: float  # the clock's time (time.monotonic()) after which a new token is fetched
-
-
-def _segment(value: str) -> str:
-    # Extension numbers carry "*" and contexts "@": both are legal in a path segment.
-    return quote(value, safe="@*")
 
 
 class UapiClient:
@@ -241,7 +236,7 @@ class UapiClient:
             params["callDuration"] = call_duration
         _, body = await self._request(
             "POST",
-            f"/uapi/phoneCalls/{_segment(user_id)}/simple",
+            paths.simple_calls(user_id),
             params=params,
             json={"extension": extension, "phoneCallView": [view]},
         )
@@ -286,7 +281,7 @@ class UapiClient:
     ) -> CallPage:
         _, body = await self._request(
             "GET",
-            f"/uapi/phoneCalls/{_segment(user_id)}/{_segment(extension)}",
+            paths.phone_calls(user_id, extension),
             params={"count": count, "startIndex": start_index},
         )
         if body is None:
@@ -350,9 +345,7 @@ class UapiClient:
         self, call_id: str, *, user_id: str = USER_ME, extension: str = EXTENSION_SELF
     ) -> PhoneCall | None:
         """The live call with this id, or None when VoipNow no longer has it."""
-        _, body = await self._request(
-            "GET", f"/uapi/phoneCalls/{_segment(user_id)}/{_segment(extension)}/{_segment(call_id)}"
-        )
+        _, body = await self._request("GET", paths.phone_call(user_id, extension, call_id))
         if body is None:
             return None
         entries = body.get("entry") if isinstance(body, dict) else body
@@ -373,7 +366,7 @@ class UapiClient:
         Returns the UpdatedCall VoipNow answers. Raises UapiRejected with the UAPI code when
         VoipNow refuses it, UapiUnavailable when it could not be asked or did not answer.
         """
-        path = f"/uapi/phoneCalls/{_segment(user_id)}/{_segment(extension)}/{_segment(call_id)}"
+        path = paths.phone_call(user_id, extension, call_id)
         _, body = await self._request("PUT", path, json=action.to_json())
         if body is None:
             return UpdatedCall(id=call_id, extension=extension)
@@ -388,7 +381,7 @@ class UapiClient:
         self, *, call_id: str, user_id: str = USER_ME, extension: str = EXTENSION_SELF
     ) -> bool:
         """DELETE the call; True when VoipNow hung something up."""
-        path = f"/uapi/phoneCalls/{_segment(user_id)}/{_segment(extension)}/{_segment(call_id)}"
+        path = paths.phone_call(user_id, extension, call_id)
         status, _ = await self._request("DELETE", path)
         return status != 204
 
@@ -398,9 +391,7 @@ class UapiClient:
         self, *, extension: str, user_id: str = USER_ME
     ) -> tuple[CallEventSubscription, ...]:
         """The Call Event registrations of an extension."""
-        _, body = await self._request(
-            "GET", f"/uapi/extensions/{_segment(user_id)}/{_segment(extension)}/phoneCallEvents"
-        )
+        _, body = await self._request("GET", paths.call_events(user_id, extension))
         if body is None:
             return ()
         entries = body.get("entry", []) if isinstance(body, dict) else body
@@ -425,7 +416,7 @@ class UapiClient:
         """Register a Call Event callback; returns its id."""
         _, body = await self._request(
             "POST",
-            f"/uapi/extensions/{_segment(user_id)}/{_segment(extension)}/phoneCallEvents",
+            paths.call_events(user_id, extension),
             json={
                 "type": str(type),
                 "method": str(method),
@@ -444,10 +435,7 @@ class UapiClient:
         self, *, extension: str, type: int, event_id: str, user_id: str = USER_ME
     ) -> None:
         """Remove one Call Event registration."""
-        await self._request(
-            "DELETE",
-            f"/uapi/extensions/{_segment(user_id)}/{_segment(extension)}/phoneCallEvents/{type}/{_segment(event_id)}",
-        )
+        await self._request("DELETE", paths.call_event(user_id, extension, type, event_id))
 
 
 def _json_or_none(response: httpx.Response) -> Any:

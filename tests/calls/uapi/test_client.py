@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from calls.uapi import paths
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from calls.uapi.errors import CODE_WORDS, UapiRejected, UapiUnavailable
@@ -158,3 +159,35 @@ async def test_listing_again_reuses_the_calls_whose_json_did_not_change(
     assert second[still.id] is first[still.id]
     assert second[moving.id] is not first[moving.id]
     assert second[moving.id].answered is not None and first[moving.id].answered is None
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (paths.phone_calls("@me", "@self"), "/uapi/phoneCalls/@me/@self"),
+        (paths.phone_calls("u 1/2", "0001*2@a"), "/uapi/phoneCalls/u%201%2F2/0001*2@a"),
+        (
+            paths.phone_call("@owner", "0001*201", "c/1?#"),
+            "/uapi/phoneCalls/@owner/0001*201/c%2F1%3F%23",
+        ),
+        (paths.simple_calls("@me"), "/uapi/phoneCalls/@me/simple"),
+        (paths.simple_calls("a/b"), "/uapi/phoneCalls/a%2Fb/simple"),
+        (
+            paths.call_events("@me", "0001*100"),
+            "/uapi/extensions/@me/0001*100/phoneCallEvents",
+        ),
+        (
+            paths.call_events("@me", "0001 100"),
+            "/uapi/extensions/@me/0001%20100/phoneCallEvents",
+        ),
+        (
+            paths.call_event("@me", "0001*100", 2, "7 8/9"),
+            "/uapi/extensions/@me/0001*100/phoneCallEvents/2/7%208%2F9",
+        ),
+    ],
+)
+def test_paths_keep_star_and_at_and_percent_encode_the_rest(path: str, expected: str) -> None:
+    assert path == expected
