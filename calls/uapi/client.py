@@ -64,8 +64,6 @@ class UapiClient:
         self.base_url = base_url.rstrip("/")
         # Each request, its token fetch included, must be answered within this many seconds.
         self.deadline = deadline
-        # The last full listing, raw and parsed, by call id (see list_calls_page).
-        self._parsed: dict[str, tuple[Any, PhoneCall]] = {}
         self._auth = ClientCredentials(
             f"{self.base_url}{TOKEN_PATH}", client_id, client_secret, clock=clock
         )
@@ -204,22 +202,14 @@ class UapiClient:
         extension: str = EXTENSION_SELF,
         count: int = MAX_COUNT,
         start_index: int = 0,
+        parse: Callable[[Any], PhoneCall] = PhoneCall.from_json,
     ) -> CallPage:
-        """One page of List PhoneCalls. Entries that cannot be parsed are logged and skipped,
-        so one bad call never hides the others."""
-        return await self._list_page(
-            user_id=user_id, extension=extension, count=count, start_index=start_index, seen=None
-        )
+        """One page of List PhoneCalls, each entry read by ``parse``.
 
-    async def _list_page(
-        self,
-        *,
-        user_id: str,
-        extension: str,
-        count: int,
-        start_index: int,
-        seen: dict[str, tuple[Any, PhoneCall]] | None,
-    ) -> CallPage:
+        Returns the page's calls, VoipNow's total and its next link. An entry ``parse`` cannot
+        read (WireFormatError) is logged and skipped, so one bad call never hides the others.
+        Raises UapiUnavailable, UapiRejected and UapiAuthError as every request does.
+        """
         _, body = await self._request(
             "GET",
             paths.phone_calls(user_id, extension),
@@ -237,21 +227,10 @@ class UapiClient:
             raise UapiUnavailable("VoipNow answered List PhoneCalls without an entry list.")
         calls: list[PhoneCall] = []
         for entry in entries:
-            key = str(entry.get("id")) if isinstance(entry, dict) else ""
-            known = self._parsed.get(key)
-            if known is not None and known[0] == entry:
-                # The same JSON as last time: the same call. Comparing dicts runs in C;
-                # parsing thousands of calls again on every poll does not.
-                call = known[1]
-            else:
-                try:
-                    call = PhoneCall.from_json(entry)
-                except WireFormatError as exc:
-                    log.warning("skipping an unreadable PhoneCall: %s", exc)
-                    continue
-            if seen is not None:
-                seen[key] = (entry, call)
-            calls.append(call)
+            try:
+                calls.append(parse(entry))
+            except WireFormatError as exc:
+                log.warning("skipping an unreadable PhoneCall: %s", exc)
         total = body.get("totalResults")
         next_url = body.get("next")
         return CallPage(
@@ -261,25 +240,32 @@ class UapiClient:
         )
 
     async def list_calls(
-        self, *, user_id: str = USER_ME, extension: str = EXTENSION_SELF, page_size: int = MAX_COUNT
+        self,
+        *,
+        user_id: str = USER_ME,
+        extension: str = EXTENSION_SELF,
+        page_size: int = MAX_COUNT,
+        parse: Callable[[Any], PhoneCall] = PhoneCall.from_json,
     ) -> tuple[PhoneCall, ...]:
-        """Every live call visible to the app, following pages until VoipNow has no more."""
+        """Every live call visible to the app, following pages until VoipNow has no more.
+
+        Returns the calls ``parse`` made of the entries it could read (see list_calls_page,
+        whose errors it raises).
+        """
         calls: list[PhoneCall] = []
         start = 0
-        seen: dict[str, tuple[Any, PhoneCall]] = {}
         while True:
-            page = await self._list_page(
+            page = await self.list_calls_page(
                 user_id=user_id,
                 extension=extension,
                 count=page_size,
                 start_index=start,
-                seen=seen,
+                parse=parse,
             )
             calls.extend(page.calls)
             start += page_size
             more = page.next_url is not None or (page.total is not None and start < page.total)
             if not page.calls or not more or start > MAX_COUNT:
-                self._parsed = seen
                 return tuple(calls)
 
     async def get_call(

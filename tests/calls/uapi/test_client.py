@@ -1,6 +1,6 @@
 """The client when VoipNow misbehaves: the emulator in process (httpx.ASGITransport) with its
-fault injection, and on a real port where a timeout has to be real. Also its OAuth token and
-its resource paths."""
+fault injection, and on a real port where a timeout has to be real. Also its OAuth token, its
+resource paths and the ``parse`` hook of its listings."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from calls.uapi.auth import ClientCredentials
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from calls.uapi.errors import CODE_WORDS, UapiAuthError, UapiRejected, UapiUnavailable
-from calls.uapi.types import PhoneCallAction
+from calls.uapi.types import PhoneCall, PhoneCallAction, WireFormatError
 from calls.uapi.wire import TOKEN_PATH, Action, ErrorCode
 
 from .conftest import serving
@@ -152,21 +152,6 @@ async def test_create_simple_call_returns_the_new_call_and_a_refusal_has_its_cod
         )
     assert (caught.value.code, caught.value.status) == (ErrorCode.PC_EXTENSION_INVALID, 400)
     assert len(emulator.calls) == 1
-
-
-async def test_listing_again_reuses_the_calls_whose_json_did_not_change(
-    emulator: Emulator, uapi: UapiClient
-) -> None:
-    still = emulator.create_call("0001*100", auto=False)
-    moving = emulator.create_call("0001*101", auto=False)
-    first = {c.id: c for c in await uapi.list_calls()}
-
-    emulator.answer_call(moving.id)
-    second = {c.id: c for c in await uapi.list_calls()}
-
-    assert second[still.id] is first[still.id]
-    assert second[moving.id] is not first[moving.id]
-    assert second[moving.id].answered is not None and first[moving.id].answered is None
 
 
 @dataclass(frozen=True)
@@ -431,3 +416,51 @@ def test_the_token_flow_refuses_a_sync_client() -> None:
 )
 def test_paths_keep_star_and_at_and_percent_encode_the_rest(path: str, expected: str) -> None:
     assert path == expected
+
+
+# ---------------------------------------------------------------------------- parse
+
+
+async def test_list_calls_keeps_what_its_parse_makes_of_each_entry(
+    emulator: Emulator, uapi: UapiClient
+) -> None:
+    still = emulator.create_call("0001*100", auto=False)
+    moving = emulator.create_call("0001*101", auto=False)
+    # A caller's own parse: the same object for an entry whose JSON did not change.
+    known: dict[str, tuple[Any, PhoneCall]] = {}
+
+    def remembering(entry: Any) -> PhoneCall:
+        kept = known.get(entry["id"])
+        if kept is not None and kept[0] == entry:
+            return kept[1]
+        call = PhoneCall.from_json(entry)
+        known[call.id] = (entry, call)
+        return call
+
+    first = {c.id: c for c in await uapi.list_calls(parse=remembering)}
+
+    emulator.answer_call(moving.id)
+    second = {c.id: c for c in await uapi.list_calls(parse=remembering)}
+
+    assert second[still.id] is first[still.id]
+    assert second[moving.id] is not first[moving.id]
+    assert second[moving.id].answered is not None and first[moving.id].answered is None
+
+
+async def test_an_entry_its_parse_cannot_read_is_skipped(
+    emulator: Emulator, uapi: UapiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    made = [emulator.create_call("0001*100", auto=False) for _ in range(3)]
+    seen: list[Any] = []
+
+    def refusing_the_first(entry: Any) -> PhoneCall:
+        seen.append(entry)
+        if entry["id"] == made[0].id:
+            raise WireFormatError("not this one")
+        return PhoneCall.from_json(entry)
+
+    with caplog.at_level(logging.WARNING, logger="calls.uapi.client"):
+        page = await uapi.list_calls_page(parse=refusing_the_first)
+    assert [e["id"] for e in seen] == [c.id for c in made]
+    assert [c.id for c in page.calls] == [c.id for c in made[1:]]
+    assert "skipping an unreadable PhoneCall: not this one" in caplog.text
