@@ -1,7 +1,8 @@
 """The async UAPI client: the only code that speaks HTTP to VoipNow.
 
-Every request goes through ``UapiClient._request``, which adds the OAuth token, sets explicit
-timeouts and turns transport failures and non-2xx answers into ``calls.uapi.errors``.
+Every request goes through ``UapiClient._request``, which sets explicit timeouts and an overall
+deadline and turns transport failures and non-2xx answers into ``calls.uapi.errors``; the OAuth
+token and its single retry are ``calls.uapi.auth.ClientCredentials``, the client's ``httpx.Auth``.
 """
 
 from __future__ import annotations
@@ -9,15 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
 import httpx
-import orjson
 
-from .errors import UapiAuthError, UapiRejected, UapiUnavailable, describe_code
+from . import paths
+from .auth import ClientCredentials
+from .errors import (
+    UapiAuthError,
+    UapiRejected,
+    UapiUnavailable,
+    describe_code,
+    error_of,
+    json_or_none,
+)
 from .types import (
     CallEventSubscription,
     CallPage,
@@ -26,7 +33,7 @@ from .types import (
     UpdatedCall,
     WireFormatError,
 )
-from .wire import EXTENSION_SELF, MAX_COUNT, TOKEN_PATH, USER_ME, ErrorCode
+from .wire import EXTENSION_SELF, MAX_COUNT, TOKEN_PATH, USER_ME
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +41,6 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=5.0, pool=3.0)
 # httpx's timeouts bound each operation; a server trickling bytes could still hold a request
 # for ever, so every request also has an overall deadline.
 DEFAULT_DEADLINE = 15.0
-# Renew the token this long before VoipNow says it expires, so a request never races expiry;
-# a short-lived token is renewed after 90% of its life instead, not before every request.
-TOKEN_RENEW_MARGIN = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Token:
-    value: str
-    renew_at: float  # the clock's time (time.monotonic()) after which a new token is fetched
-
-
-def _segment(value: str) -> str:
-    # Extension numbers carry "*" and contexts "@": both are legal in a path segment.
-    return quote(value, safe="@*")
 
 
 class UapiClient:
@@ -66,19 +59,17 @@ class UapiClient:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         deadline: float = DEFAULT_DEADLINE,
         transport: httpx.AsyncBaseTransport | None = None,
-        clock: Any = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._clock = clock
+        # Each request, its token fetch included, must be answered within this many seconds.
         self.deadline = deadline
-        self._token: _Token | None = None
-        # The last full listing, raw and parsed, by call id (see list_calls_page).
-        self._parsed: dict[str, tuple[Any, PhoneCall]] = {}
-        self._token_lock = asyncio.Lock()
+        self._auth = ClientCredentials(
+            f"{self.base_url}{TOKEN_PATH}", client_id, client_secret, clock=clock
+        )
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
+            auth=self._auth,
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json", "User-Agent": "Callboard/0.1"},
@@ -93,57 +84,6 @@ class UapiClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    # ---- OAuth -------------------------------------------------------------------------
-
-    async def _access_token(self, *, renew: bool = False) -> str:
-        async with self._token_lock:
-            token = self._token
-            if token and not renew and self._clock() < token.renew_at:
-                return token.value
-            self._token = await self._fetch_token()
-            return self._token.value
-
-    async def _fetch_token(self) -> _Token:
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": self._client_id,
-            "client_secret": self._client_secret,
-            # Sent by VoipNow's own example clients; harmless where ignored.
-            "type": "unifiedapi",
-            "redirect_uri": "",
-        }
-        try:
-            async with asyncio.timeout(self.deadline):
-                response = await self._http.post(TOKEN_PATH, data=form)
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            raise UapiUnavailable(
-                "VoipNow did not answer the token request in time.", timed_out=True
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise UapiUnavailable(
-                f"VoipNow could not be reached: {exc.__class__.__name__}."
-            ) from exc
-        if response.status_code >= 500:
-            raise UapiUnavailable(
-                f"VoipNow failed the token request ({response.status_code}).",
-                status=response.status_code,
-            )
-        body = _json_or_none(response)
-        if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
-            code, detail = _error_of(response)
-            raise UapiAuthError(
-                describe_code(code or ErrorCode.INVALID_CLIENT),
-                status=response.status_code,
-                code=code or ErrorCode.INVALID_CLIENT,
-                detail=detail,
-            )
-        try:
-            lifetime = float(body.get("expires_in") or 3600)
-        except (TypeError, ValueError):
-            lifetime = 3600.0
-        margin = min(TOKEN_RENEW_MARGIN, lifetime / 10)
-        return _Token(str(body["access_token"]), self._clock() + lifetime - margin)
-
     # ---- the choke point ---------------------------------------------------------------
 
     async def _request(
@@ -153,62 +93,56 @@ class UapiClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
-        form: Mapping[str, Any] | None = None,
     ) -> tuple[int, Any]:
         """Send one request; answer ``(status, parsed JSON or None)`` for any 2xx.
 
-        A 401/403 is answered before VoipNow did anything, so it alone is retried, once, with a
-        fresh token. Nothing else is retried here: a PUT that timed out may have rung a phone.
+        Nothing is retried here (the token's own retry aside, see ClientCredentials): a PUT
+        that timed out may have rung a phone.
 
-        Raises UapiUnavailable (transport failure, timeout, 5xx, unreadable body),
-        UapiAuthError (token refused twice), UapiRejected (any other 4xx, with its UAPI code).
+        Raises UapiUnavailable (transport failure, timeout, 5xx, unreadable body; for the token
+        request too), UapiAuthError (token refused twice, or the app's credentials refused),
+        UapiRejected (any other 4xx, with its UAPI code).
         """
-        for attempt in (1, 2):
-            token = await self._access_token(renew=attempt == 2)
-            try:
-                async with asyncio.timeout(self.deadline):
-                    response = await self._http.request(
-                        method,
-                        path,
-                        params=params,
-                        json=json,
-                        data=form,
-                        headers={"Authorization": f"Bearer {token}"},
-                    )
-            except (httpx.TimeoutException, TimeoutError) as exc:
-                raise UapiUnavailable("VoipNow did not answer in time.", timed_out=True) from exc
-            except httpx.HTTPError as exc:
+        request = self._http.build_request(method, path, params=params, json=json)
+        try:
+            async with asyncio.timeout(self.deadline):
+                response = await self._http.send(request)
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            if self._auth.waiting_for_token(request):
                 raise UapiUnavailable(
-                    f"VoipNow could not be reached ({exc.__class__.__name__})."
+                    "VoipNow did not answer the token request in time.", timed_out=True
                 ) from exc
-            status = response.status_code
-            if status in (401, 403) and attempt == 1:
-                log.info("uapi %s %s answered %s; renewing the token once", method, path, status)
-                continue
-            if status >= 500:
-                code, message = _error_of(response)
+            raise UapiUnavailable("VoipNow did not answer in time.", timed_out=True) from exc
+        except httpx.HTTPError as exc:
+            if self._auth.waiting_for_token(request):
                 raise UapiUnavailable(
-                    f"VoipNow failed ({status}{', ' + code if code else ''}). {message}".strip(),
-                    status=status,
-                )
-            if status >= 400:
-                code, message = _error_of(response)
-                error_class = UapiAuthError if status in (401, 403) else UapiRejected
-                raise error_class(
-                    describe_code(code, message),
-                    status=status,
-                    code=code or str(status),
-                    detail=message,
-                )
-            if status == 204 or not response.content:
-                return status, None
-            body = _json_or_none(response)
-            if body is None:
-                raise UapiUnavailable(
-                    "VoipNow answered with a body that is not JSON.", status=status
-                )
-            return status, body
-        raise AssertionError("unreachable")  # pragma: no cover
+                    f"VoipNow could not be reached: {exc.__class__.__name__}."
+                ) from exc
+            raise UapiUnavailable(
+                f"VoipNow could not be reached ({exc.__class__.__name__})."
+            ) from exc
+        status = response.status_code
+        if status >= 500:
+            code, message = error_of(response)
+            raise UapiUnavailable(
+                f"VoipNow failed ({status}{', ' + code if code else ''}). {message}".strip(),
+                status=status,
+            )
+        if status >= 400:
+            code, message = error_of(response)
+            error_class = UapiAuthError if status in (401, 403) else UapiRejected
+            raise error_class(
+                describe_code(code, message),
+                status=status,
+                code=code or str(status),
+                detail=message,
+            )
+        if status == 204 or not response.content:
+            return status, None
+        body = json_or_none(response)
+        if body is None:
+            raise UapiUnavailable("VoipNow answered with a body that is not JSON.", status=status)
+        return status, body
 
     # ---- PhoneCalls --------------------------------------------------------------------
 
@@ -241,7 +175,7 @@ class UapiClient:
             params["callDuration"] = call_duration
         _, body = await self._request(
             "POST",
-            f"/uapi/phoneCalls/{_segment(user_id)}/simple",
+            paths.simple_calls(user_id),
             params=params,
             json={"extension": extension, "phoneCallView": [view]},
         )
@@ -268,25 +202,17 @@ class UapiClient:
         extension: str = EXTENSION_SELF,
         count: int = MAX_COUNT,
         start_index: int = 0,
+        parse: Callable[[Any], PhoneCall] = PhoneCall.from_json,
     ) -> CallPage:
-        """One page of List PhoneCalls. Entries that cannot be parsed are logged and skipped,
-        so one bad call never hides the others."""
-        return await self._list_page(
-            user_id=user_id, extension=extension, count=count, start_index=start_index, seen=None
-        )
+        """One page of List PhoneCalls, each entry read by ``parse``.
 
-    async def _list_page(
-        self,
-        *,
-        user_id: str,
-        extension: str,
-        count: int,
-        start_index: int,
-        seen: dict[str, tuple[Any, PhoneCall]] | None,
-    ) -> CallPage:
+        Returns the page's calls, VoipNow's total and its next link. An entry ``parse`` cannot
+        read (WireFormatError) is logged and skipped, so one bad call never hides the others.
+        Raises UapiUnavailable, UapiRejected and UapiAuthError as every request does.
+        """
         _, body = await self._request(
             "GET",
-            f"/uapi/phoneCalls/{_segment(user_id)}/{_segment(extension)}",
+            paths.phone_calls(user_id, extension),
             params={"count": count, "startIndex": start_index},
         )
         if body is None:
@@ -301,21 +227,10 @@ class UapiClient:
             raise UapiUnavailable("VoipNow answered List PhoneCalls without an entry list.")
         calls: list[PhoneCall] = []
         for entry in entries:
-            key = str(entry.get("id")) if isinstance(entry, dict) else ""
-            known = self._parsed.get(key)
-            if known is not None and known[0] == entry:
-                # The same JSON as last time: the same call. Comparing dicts runs in C;
-                # parsing thousands of calls again on every poll does not.
-                call = known[1]
-            else:
-                try:
-                    call = PhoneCall.from_json(entry)
-                except WireFormatError as exc:
-                    log.warning("skipping an unreadable PhoneCall: %s", exc)
-                    continue
-            if seen is not None:
-                seen[key] = (entry, call)
-            calls.append(call)
+            try:
+                calls.append(parse(entry))
+            except WireFormatError as exc:
+                log.warning("skipping an unreadable PhoneCall: %s", exc)
         total = body.get("totalResults")
         next_url = body.get("next")
         return CallPage(
@@ -325,34 +240,39 @@ class UapiClient:
         )
 
     async def list_calls(
-        self, *, user_id: str = USER_ME, extension: str = EXTENSION_SELF, page_size: int = MAX_COUNT
+        self,
+        *,
+        user_id: str = USER_ME,
+        extension: str = EXTENSION_SELF,
+        page_size: int = MAX_COUNT,
+        parse: Callable[[Any], PhoneCall] = PhoneCall.from_json,
     ) -> tuple[PhoneCall, ...]:
-        """Every live call visible to the app, following pages until VoipNow has no more."""
+        """Every live call visible to the app, following pages until VoipNow has no more.
+
+        Returns the calls ``parse`` made of the entries it could read (see list_calls_page,
+        whose errors it raises).
+        """
         calls: list[PhoneCall] = []
         start = 0
-        seen: dict[str, tuple[Any, PhoneCall]] = {}
         while True:
-            page = await self._list_page(
+            page = await self.list_calls_page(
                 user_id=user_id,
                 extension=extension,
                 count=page_size,
                 start_index=start,
-                seen=seen,
+                parse=parse,
             )
             calls.extend(page.calls)
             start += page_size
             more = page.next_url is not None or (page.total is not None and start < page.total)
             if not page.calls or not more or start > MAX_COUNT:
-                self._parsed = seen
                 return tuple(calls)
 
     async def get_call(
         self, call_id: str, *, user_id: str = USER_ME, extension: str = EXTENSION_SELF
     ) -> PhoneCall | None:
         """The live call with this id, or None when VoipNow no longer has it."""
-        _, body = await self._request(
-            "GET", f"/uapi/phoneCalls/{_segment(user_id)}/{_segment(extension)}/{_segment(call_id)}"
-        )
+        _, body = await self._request("GET", paths.phone_call(user_id, extension, call_id))
         if body is None:
             return None
         entries = body.get("entry") if isinstance(body, dict) else body
@@ -373,7 +293,7 @@ class UapiClient:
         Returns the UpdatedCall VoipNow answers. Raises UapiRejected with the UAPI code when
         VoipNow refuses it, UapiUnavailable when it could not be asked or did not answer.
         """
-        path = f"/uapi/phoneCalls/{_segment(user_id)}/{_segment(extension)}/{_segment(call_id)}"
+        path = paths.phone_call(user_id, extension, call_id)
         _, body = await self._request("PUT", path, json=action.to_json())
         if body is None:
             return UpdatedCall(id=call_id, extension=extension)
@@ -388,7 +308,7 @@ class UapiClient:
         self, *, call_id: str, user_id: str = USER_ME, extension: str = EXTENSION_SELF
     ) -> bool:
         """DELETE the call; True when VoipNow hung something up."""
-        path = f"/uapi/phoneCalls/{_segment(user_id)}/{_segment(extension)}/{_segment(call_id)}"
+        path = paths.phone_call(user_id, extension, call_id)
         status, _ = await self._request("DELETE", path)
         return status != 204
 
@@ -398,9 +318,7 @@ class UapiClient:
         self, *, extension: str, user_id: str = USER_ME
     ) -> tuple[CallEventSubscription, ...]:
         """The Call Event registrations of an extension."""
-        _, body = await self._request(
-            "GET", f"/uapi/extensions/{_segment(user_id)}/{_segment(extension)}/phoneCallEvents"
-        )
+        _, body = await self._request("GET", paths.call_events(user_id, extension))
         if body is None:
             return ()
         entries = body.get("entry", []) if isinstance(body, dict) else body
@@ -425,7 +343,7 @@ class UapiClient:
         """Register a Call Event callback; returns its id."""
         _, body = await self._request(
             "POST",
-            f"/uapi/extensions/{_segment(user_id)}/{_segment(extension)}/phoneCallEvents",
+            paths.call_events(user_id, extension),
             json={
                 "type": str(type),
                 "method": str(method),
@@ -444,27 +362,4 @@ class UapiClient:
         self, *, extension: str, type: int, event_id: str, user_id: str = USER_ME
     ) -> None:
         """Remove one Call Event registration."""
-        await self._request(
-            "DELETE",
-            f"/uapi/extensions/{_segment(user_id)}/{_segment(extension)}/phoneCallEvents/{type}/{_segment(event_id)}",
-        )
-
-
-def _json_or_none(response: httpx.Response) -> Any:
-    try:
-        # orjson decodes a 5,000-call listing in about two thirds of the json module's time.
-        return orjson.loads(response.content)
-    except ValueError:
-        return None
-
-
-def _error_of(response: httpx.Response) -> tuple[str, str]:
-    """``(code, message)`` of VoipNow's ``{"error": {"code", "message"}}`` body, if any."""
-    body = _json_or_none(response)
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict):
-            return str(error.get("code") or ""), str(error.get("message") or "")
-        if isinstance(error, str):  # OAuth-style {"error": "...", "error_description": "..."}
-            return error, str(body.get("error_description") or "")
-    return "", ""
+        await self._request("DELETE", paths.call_event(user_id, extension, type, event_id))

@@ -7,7 +7,7 @@ supervisor (a call without an id, a view without a status is not a call).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -219,7 +219,6 @@ class CallEventSubscription:
     method: int
     status: int
     note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_json(cls, data: Any) -> CallEventSubscription:

@@ -18,7 +18,6 @@ USER_OWNER = "@owner"
 EXTENSION_SELF = "@self"
 
 DEFAULT_WAIT_FOR_PICKUP = 25  # seconds, per the BargeIn spec
-DEFAULT_PAGE_SIZE = 20
 MAX_COUNT = 5000
 
 
@@ -123,21 +122,6 @@ class CallEventType(IntEnum):
 class CallEventMethod(IntEnum):
     GET = 0
     POST = 1
-
-
-# Form fields VoipNow sends to a Call Event URL.
-CALL_EVENT_FIELDS = (
-    "CallID",
-    "CallerIDNum",
-    "CallerIDName",
-    "CalledDID",
-    "CalledExtension",
-    "CallerExtension",
-    "CalledNumber",
-    "CallStatus",
-    "CallFlow",
-    "CallAPIID",
-)
 
 
 class ExtensionType(StrEnum):
