@@ -479,9 +479,9 @@ class _NoLayer:
 
 async def poll_cost(body: bytes) -> dict[str, list[float]]:
     """One poll of the watcher on a 5,000-call payload, in process, through the real client
-    (an in-memory transport serves the body): decoding and parsing (``UapiClient.list_calls``)
-    and the diff (``Watcher._apply_full`` with nothing changed, as a steady poll finds it).
-    ``cold`` is the first poll's parse, before the client knows any call."""
+    (an in-memory transport serves the body): decoding and parsing (``Watcher.fetch_all``)
+    and the diff (``Watcher.apply_poll`` with nothing changed, as a steady poll finds it).
+    ``cold`` is the first poll's parse, before the watcher knows any call."""
     from calls.live import Watcher, tune_gc_for_polling
     from calls.uapi.client import UapiClient
 
@@ -499,16 +499,16 @@ async def poll_cost(body: bytes) -> dict[str, list[float]]:
         watcher = Watcher(uapi, channel_layer=_NoLayer(), poll_interval=1, call_events=False)
         await watcher.load_directory()
         t0 = time.perf_counter()
-        first = await uapi.list_calls()
+        first = await watcher.fetch_all()
         t1 = time.perf_counter()
-        await watcher._apply_full(first, 1)
+        await watcher.apply_poll(first, 1)
         figures["cold"].append(t1 - t0)
         figures["first"].append(time.perf_counter() - t1)
         for seq in range(2, 2 + POLL_SAMPLES):
             t0 = time.perf_counter()
-            calls = await uapi.list_calls()
+            calls = await watcher.fetch_all()
             t1 = time.perf_counter()
-            await watcher._apply_full(calls, seq)
+            await watcher.apply_poll(calls, seq)
             t2 = time.perf_counter()
             figures["parse"].append(t1 - t0)
             figures["diff"].append(t2 - t1)
@@ -605,10 +605,10 @@ async def many_calls(stack: Stack, http: httpx.AsyncClient, report: Report) -> N
         )
     )
     report.rows.append(
-        _ms_row("    decode + parse: UapiClient.list_calls", "part of 4b", cost["parse"], None)
+        _ms_row("    decode + parse: Watcher.fetch_all", "part of 4b", cost["parse"], None)
     )
     report.rows.append(
-        _ms_row("    diff: Watcher._apply_full, no change", "part of 4b", cost["diff"], None)
+        _ms_row("    diff: Watcher.apply_poll, no change", "part of 4b", cost["diff"], None)
     )
     report.rows.append(
         _ms_row(

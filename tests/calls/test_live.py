@@ -196,3 +196,16 @@ async def test_a_leg_that_joined_names_the_phone_that_joined(
 
     assert 'Alice desk phone <span class="status">ringing</span>' in row
     assert 'Ann <span class="status">on call</span>' in row
+
+
+async def test_a_poll_reuses_the_calls_whose_json_did_not_change(
+    emulator: Emulator, watcher: Watcher
+) -> None:
+    a = emulator.create_call("0001*100", auto=False)
+    b = emulator.create_call("0001*101", auto=False)
+    first = {c.id: c for c in await watcher.fetch_all()}
+    emulator.answer_call(a.id)
+    second = {c.id: c for c in await watcher.fetch_all()}
+    assert second[b.id] is first[b.id]  # the same JSON: not parsed again
+    assert second[a.id] is not first[a.id]
+    assert second[a.id] != first[a.id]
