@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from calls.uapi.emulator import create_app
-
-from .conftest import serving, wait_until
+from tests.support.servers import serving
+from tests.support.waiting import wait_until
 
 
 async def test_it_serves_the_uapi_over_real_http() -> None:

@@ -6,8 +6,7 @@ import asyncio
 from typing import Any
 
 from calls.uapi.emulator import Emulator, create_app
-
-from .conftest import wait_until
+from tests.support.waiting import wait_until
 
 
 def small_world(**queue: Any) -> dict[str, Any]:
