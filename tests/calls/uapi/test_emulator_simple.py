@@ -46,8 +46,19 @@ async def test_an_unanswered_source_ends_the_call_after_wait_for_pickup(
     emulator.speed = 20
     emulator.set_phone("0001*024", answers=False)
     response = await http.post(f"{SIMPLE}?waitForPickup=2", json=body(), headers=auth)
-    call_id = response.json()[0]["id"]
-    await wait_until(lambda: call_id not in emulator.calls)
+    assert response.status_code == 200, response.text
+    [created] = response.json()
+    assert [v["status"] for v in created["phoneCallView"]] == [3]  # the source rings
+    call = emulator.calls[created["id"]]
+    assert emulator.is_busy("0001*024")
+
+    await wait_until(lambda: call.id not in emulator.calls)
+
+    assert call.answered is None
+    assert call.views == {}  # every leg hung up
+    assert not emulator.is_busy("0001*024")
+    listed = await http.get("/uapi/phoneCalls/@me/@self", headers=auth)
+    assert listed.status_code == 204  # nothing left to list
 
 
 @pytest.mark.parametrize(
