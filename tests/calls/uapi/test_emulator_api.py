@@ -3,13 +3,14 @@ Presence, PhoneCallEvents management and the common errors."""
 
 from __future__ import annotations
 
-import asyncio
+import time
 from typing import Any
 
 import httpx
 import pytest
 
 from calls.uapi.emulator import Emulator
+from tests.support.waiting import wait_until
 
 from .conftest import BASE, get_token
 
@@ -103,9 +104,11 @@ async def test_a_token_expires_after_the_lifetime_set_by_the_control_api(
         },
     )
     assert response.json()["expires_in"] == 1
+    # The token was issued before this moment, for the second it says.
+    expires_by = time.time() + response.json()["expires_in"]
     headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
     assert (await http.get(CALLS, headers=headers)).status_code == 204
-    await asyncio.sleep(1.1)
+    await wait_until(lambda: time.time() > expires_by, 5, "the token's lifetime to pass")
     expired = await http.get(CALLS, headers=headers)
     assert expired.status_code == 401
     assert error_code(expired) == "access_denied"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -117,13 +116,12 @@ async def test_a_dead_or_slow_receiver_does_not_slow_list_phone_calls(
     async with serving(receiver(seen, delay=5.0)) as slow:
         await register(http, auth, "0001*100", 0, 1, dead)
         await register(http, auth, "0001*100", 0, 1, f"{slow}/hook")
-        started = time.perf_counter()
         await http.post("/_emulator/calls", json={"queue": "0001*100", "count": 200})
         response = await http.get("/uapi/phoneCalls/@me/@self", params={"count": 200}, headers=auth)
-        took = time.perf_counter() - started
         assert response.status_code == 200
         assert response.json()["totalResults"] == 200
-        assert took < 1.0
+        # Answered while the slow receiver still holds the first delivery.
+        assert seen == []
         await wait_until(lambda: any(e["outcome"] == "error" for e in emulator.events.log))
         await emulator.stop()  # do not wait for the slow receiver
 
