@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from bench import drive, machine
-from bench.procs import HOST, Processes, check_alive, free_port, rss_kib, wait_for_port
+from bench.procs import raise_fd_limit, rss_kib
 from bench.stats import (
     Delivery,
     Row,
@@ -39,11 +39,13 @@ from bench.stats import (
     table,
     verdict,
 )
+from tests.support import launcher
+from tests.support.ports import HOST, free_port
+from tests.support.processes import Processes
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 PYTHON = sys.executable
-DAPHNE = str(Path(sys.executable).parent / "daphne")
 
 CLIENTS = 200
 RATE = 20.0
@@ -151,35 +153,11 @@ def start_stack(tmp: Path, users: int) -> Stack:
 
     log_dir = tmp / "logs"
     log_dir.mkdir()
-    procs = Processes(log_dir)
+    procs = Processes(log_dir, preexec_fn=raise_fd_limit)
     stack = Stack(tmp, procs, env, redis_url, emulator_url, daphne_port, cookies, acme_id)
     try:
-        redis = procs.start(
-            "redis",
-            [
-                "redis-server",
-                "--port",
-                str(redis_port),
-                "--bind",
-                HOST,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--maxclients",
-                "10000",
-            ],
-            env,
-            cwd=tmp,
-        )
-        wait_for_port(redis_port, 10, redis)
-        emulator = procs.start(
-            "emulator",
-            [PYTHON, "manage.py", "uapi_emulator", "--port", str(emulator_port), "--no-traffic"],
-            env,
-            cwd=ROOT,
-        )
-        wait_for_port(emulator_port, 30, emulator)
+        launcher.start_redis(procs, redis_port, cwd=tmp, extra=["--maxclients", "10000"])
+        launcher.start_emulator(procs, emulator_port, env)
         start_daphne(stack)
         start_watcher(stack, events=True)
     except BaseException:
@@ -191,13 +169,9 @@ def start_stack(tmp: Path, users: int) -> Stack:
 def start_daphne(stack: Stack) -> None:
     """The one daphne process, with the baseline consumer mounted; (re)started fresh."""
     stack.procs.stop("daphne")
-    daphne = stack.procs.start(
-        "daphne",
-        [DAPHNE, "-b", HOST, "-p", str(stack.daphne_port), "bench.asgi:application"],
-        stack.env,
-        cwd=ROOT,
+    launcher.start_daphne(
+        stack.procs, "daphne", stack.daphne_port, stack.env, application="bench.asgi:application"
     )
-    wait_for_port(stack.daphne_port, 30, daphne)
 
 
 def start_watcher(stack: Stack, *, events: bool, poll_interval: float | None = None) -> None:
@@ -206,13 +180,8 @@ def start_watcher(stack: Stack, *, events: bool, poll_interval: float | None = N
     if poll_interval is not None:
         env["CALLBOARD_POLL_INTERVAL"] = str(poll_interval)
     name = "watcher" if events else "watcher-polling"
-    proc = stack.procs.start(name, [PYTHON, "manage.py", "watch_calls"], env, cwd=ROOT)
-    ready = "call events registered" if events else "watching VoipNow"
-    deadline = time.monotonic() + 30
-    while ready not in (stack.procs.log_dir / f"{name}.log").read_text(errors="replace"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{name} did not start:\n{stack.procs.log_tail(name)}")
-        time.sleep(0.1)
+    # Ready once the dashboard reports it "ok": with events, after it registered them.
+    launcher.start_watcher(stack.procs, name, env, ready_on=stack.daphne_url)
 
 
 # ---- load processes ----------------------------------------------------------------------
@@ -693,7 +662,7 @@ async def scenarios(stack: Stack, only: set[str]) -> Report:
             # Every scenario meets the same server: a fresh daphne, not one still letting go
             # of the previous scenario's thousands of sockets.
             await asyncio.to_thread(start_daphne, stack)
-            check_alive(stack.procs)
+            stack.procs.check_alive()
             try:
                 await step()
             except Exception as exc:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
+from collections.abc import Iterator
 
 from django.conf import settings
 
@@ -17,7 +19,10 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, UapiClient] = (
 
 
 def uapi_client() -> UapiClient:
-    """The UapiClient of the running event loop, talking to ``settings.UAPI_BASE_URL``."""
+    """The UapiClient of the running event loop, talking to ``settings.UAPI_BASE_URL``.
+
+    Raises RuntimeError outside a running event loop.
+    """
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
@@ -26,3 +31,23 @@ def uapi_client() -> UapiClient:
         )
         _clients[loop] = client
     return client
+
+
+@contextlib.contextmanager
+def use_uapi_client(client: UapiClient) -> Iterator[UapiClient]:
+    """Within the block, ``uapi_client()`` on the running loop answers ``client`` (one that
+    talks to another VoipNow, or to an emulator in process); afterwards the loop's previous
+    client, if it had one, is back. Yields ``client``; closing it stays with the caller.
+
+    Raises RuntimeError outside a running event loop.
+    """
+    loop = asyncio.get_running_loop()
+    previous = _clients.get(loop)
+    _clients[loop] = client
+    try:
+        yield client
+    finally:
+        if previous is None:
+            _clients.pop(loop, None)
+        else:
+            _clients[loop] = previous

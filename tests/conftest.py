@@ -14,6 +14,7 @@ import pytest
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.core.cache import cache
+from starlette.applications import Starlette
 
 from calls.demo_data import seed
 from calls.live import Watcher
@@ -89,19 +90,24 @@ def bob(world: dict[str, str]) -> User:
 
 
 @pytest.fixture
-async def emulator_app() -> AsyncIterator[Any]:
+async def emulator_app() -> AsyncIterator[Starlette]:
+    """The emulator in process (reached through ``httpx.ASGITransport``), without random
+    traffic; its links name ``EMULATOR_URL``."""
     app = create_app(traffic=False, base_url=EMULATOR_URL)
     yield app
     await app.state.emulator.stop()
 
 
 @pytest.fixture
-def emulator(emulator_app: Any) -> Emulator:
-    return emulator_app.state.emulator
+def emulator(emulator_app: Starlette) -> Emulator:
+    """The emulated VoipNow's world, to arrange calls, phones and faults directly."""
+    emulator: Emulator = emulator_app.state.emulator
+    return emulator
 
 
 @pytest.fixture
-async def uapi(emulator_app: Any) -> AsyncIterator[UapiClient]:
+async def uapi(emulator_app: Starlette) -> AsyncIterator[UapiClient]:
+    """Our UapiClient talking to the in-process emulator."""
     async with UapiClient(
         EMULATOR_URL, "demo-app", "demo-secret", transport=httpx.ASGITransport(app=emulator_app)
     ) as client:

@@ -8,11 +8,8 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +20,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import chromium_path
+from tests.support.ports import free_port, port_open
+from tests.support.readiness import watcher_state
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -71,18 +71,6 @@ ACME_SALES, ACME_SUPPORT, GLOBEX_SALES = "0001*100", "0001*101", "0002*100"
 ALICE_PHONE = "0001*024"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def _http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
@@ -113,11 +101,7 @@ class Demo:
         return call
 
     def watcher_state(self) -> str | None:
-        try:
-            health = _http("GET", f"{self.url}/healthz")
-        except (OSError, urllib.error.URLError):
-            return None
-        return health["watcher"]["state"]
+        return watcher_state(self.url)
 
     def stop(self) -> int:
         """Ctrl-C, as a user stops it, then wait; a hang is killed. Returns the exit code."""
@@ -153,7 +137,7 @@ def _ctrl_c_reaches_the_demo() -> None:
 def running_demo(var_dir: Path) -> Iterator[Demo]:
     """`manage.py demo` on free ports with a fresh database and fresh secrets, once its
     watcher reports "ok"; stopped on the way out, whatever happened."""
-    port, emulator_port = _free_port(), _free_port()
+    port, emulator_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in FOREIGN_SETTINGS}
     env |= {
         "CALLBOARD_VAR_DIR": str(var_dir),
@@ -182,11 +166,15 @@ def running_demo(var_dir: Path) -> Iterator[Demo]:
         log=log,
     )
     try:
-        deadline = time.monotonic() + 30
-        while demo.watcher_state() != "ok":
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the demo did not come up; its log:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        with contextlib.suppress(AssertionError):
+            wait_for(
+                lambda: process.poll() is not None or demo.watcher_state() == "ok",
+                30,
+                "the demo's watcher",
+                interval=0.2,
+            )
+        if process.poll() is not None or demo.watcher_state() != "ok":
+            pytest.fail(f"the demo did not come up; its log:\n{log.read_text()[-3000:]}")
         yield demo
     finally:
         demo.stop()
@@ -336,8 +324,8 @@ def test_ctrl_c_stops_the_demo_and_its_emulator_while_a_supervisor_is_watching(
         assert code != -signal.SIGKILL, f"the demo hung on Ctrl-C and was killed:\n{log[-3000:]}"
         assert log.rstrip().endswith("stopped")
         assert demo.emulator_pids() == []
-        assert not _listening(demo.port)
-        assert not _listening(demo.emulator_port)
+        assert not port_open(demo.port)
+        assert not port_open(demo.emulator_port)
         expect(page.locator("#connection")).to_have_text("reconnecting…")
         assert code == 0, f"the demo exited with {code}:\n{log[-3000:]}"
 

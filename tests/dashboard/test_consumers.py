@@ -12,8 +12,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
 
-from calls.live import Watcher
+from calls.live import Watcher, org_group
 from calls.models import Extension, Wallboard
+from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from dashboard.asgi import application
 
@@ -46,6 +47,34 @@ async def drain(comm: WebsocketCommunicator, quiet: float = 0.3) -> list[str]:
 
 def row_ids(html: str) -> set[str]:
     return set(re.findall(r'<tr id="call-([0-9a-f]+)"', html))
+
+
+async def organization_of(user: User) -> int:
+    """The primary key of the Organization ``user`` supervises."""
+    return await sync_to_async(lambda: user.supervisor.organization_id)()
+
+
+class LossyLayer:
+    """The channel layer, except that it loses the next message sent to one group, as a
+    layer may (a Redis hiccup, a full channel)."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.losing: str | None = None
+        self.lost = 0
+
+    def lose_next(self, group: str) -> None:
+        self.losing = group
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        if group == self.losing:
+            self.losing = None
+            self.lost += 1
+            return
+        await self.layer.group_send(group, message)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.layer, name)
 
 
 async def test_an_anonymous_socket_is_refused(world: Any) -> None:
@@ -135,16 +164,21 @@ async def test_every_view_of_a_call_carries_its_id_and_status_in_words(
 
 
 async def test_a_missed_change_resends_the_snapshot(
-    alice: User, emulator: Emulator, watcher: Watcher
+    alice: User, emulator: Emulator, uapi: UapiClient
 ) -> None:
+    layer = LossyLayer(get_channel_layer())
+    watcher = Watcher(uapi, channel_layer=layer, poll_interval=1.0, call_events=False)
+    await watcher.load_directory()
     first = emulator.create_call("0001*100", auto=False)
     await watcher.refresh_all()
     ws = await socket_for(alice)
     await ws.connect()
     await drain(ws)
-    # Publish a change the socket never hears of (as if the layer dropped it).
-    state = next(s for s in watcher._orgs.values() if first.id in s.calls)
-    state.version += 1
+    # Publish a change the socket never hears of: the layer drops it.
+    layer.lose_next(org_group(await organization_of(alice)))
+    emulator.answer_call(first.id)
+    await watcher.refresh_all()
+    assert layer.lost == 1
     second = emulator.create_call("0001*100", auto=False)
     await watcher.refresh_all()
 
@@ -163,7 +197,7 @@ async def test_a_heartbeat_newer_than_the_screen_resends_the_snapshot(
     ws = await socket_for(alice)
     await ws.connect()
     await drain(ws)
-    org = next(o for o, s in watcher._orgs.items() if call.id in s.calls)
+    org = await organization_of(alice)
     layer = get_channel_layer()
 
     await layer.group_send(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.test import AsyncClient, Client
 
-from calls.connection import _clients
+from calls.connection import use_uapi_client
 from calls.live import Watcher
 from calls.models import BargeInAttempt
 from calls.uapi.client import UapiClient
@@ -20,14 +21,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def use_emulator(uapi: UapiClient) -> Any:
+async def use_emulator(uapi: UapiClient) -> AsyncIterator[UapiClient]:
     """The views' UAPI client is the one talking to the in-process emulator."""
-    import asyncio
-
-    loop = asyncio.get_event_loop()
-    _clients[loop] = uapi
-    yield uapi
-    _clients.pop(loop, None)
+    with use_uapi_client(uapi):
+        yield uapi
 
 
 async def logged_in(user: User) -> AsyncClient:

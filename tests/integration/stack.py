@@ -8,43 +8,24 @@ import asyncio
 import contextlib
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import websockets
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import launcher
+from tests.support.ports import HOST, free_port
+from tests.support.processes import Processes
+from tests.support.waiting import wait_until
+
+ROOT = launcher.ROOT
 ROW_RE = re.compile(r'<tr id="call-([0-9a-f]+)"([^>]*)>')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass
@@ -54,9 +35,12 @@ class Stack:
     redis_port: int = field(default_factory=free_port)
     emulator_port: int = field(default_factory=free_port)
     database: str = field(default_factory=lambda: f"callboard_it_{uuid.uuid4().hex[:8]}")
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    procs: Processes = field(init=False)
     # The dashboard's daphne processes, by name; VoipNow's Call Events go to "a".
     ports: dict[str, int] = field(default_factory=lambda: {"a": free_port(), "b": free_port()})
+
+    def __post_init__(self) -> None:
+        self.procs = Processes(self.workdir)
 
     # -- services --
 
@@ -66,7 +50,15 @@ class Stack:
 
     @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        return f"redis://{HOST}:{self.redis_port}/0"
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://{HOST}:{self.emulator_port}"
+
+    def url(self, name: str) -> str:
+        """The address of the daphne process ``name`` ("a" or "b")."""
+        return f"http://{HOST}:{self.ports[name]}"
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CALLBOARD_"))}
@@ -75,7 +67,7 @@ class Stack:
             DJANGO_SETTINGS_MODULE="dashboard.settings",
             DATABASE_URL=self.database_url,
             REDIS_URL=self.redis_url,
-            UAPI_BASE_URL=f"http://127.0.0.1:{self.emulator_port}",
+            UAPI_BASE_URL=self.emulator_url,
             CALLBOARD_VAR_DIR=str(self.workdir / "var"),
             CALLBOARD_HOOK_SECRET="integration-hook",
             CALLBOARD_POLL_INTERVAL="1",
@@ -98,25 +90,7 @@ class Stack:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
 
     def start_redis(self) -> None:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed"
-        self.start(
-            "redis",
-            [
-                binary,
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-        )
-        wait_for(lambda: port_open(self.redis_port), 10, "redis")
+        launcher.start_redis(self.procs, self.redis_port, cwd=self.workdir)
 
     def manage(self, *args: str) -> str:
         out = subprocess.run(
@@ -135,18 +109,7 @@ class Stack:
         self.start_redis()
         self.manage("migrate", "-v0")
         self.manage("shell", "-c", "from calls.demo_data import seed; seed()")
-        self.start(
-            "emulator",
-            [
-                sys.executable,
-                "manage.py",
-                "uapi_emulator",
-                "--port",
-                str(self.emulator_port),
-                "--no-traffic",
-            ],
-        )
-        wait_for(lambda: port_open(self.emulator_port), 20, "the emulator")
+        launcher.start_emulator(self.procs, self.emulator_port, self.env())
 
     def session(self, username: str) -> str:
         code = (
@@ -158,53 +121,24 @@ class Stack:
 
     # -- processes --
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        self.procs[name] = subprocess.Popen(
-            argv, cwd=ROOT, env=env or self.env(), stdout=log, stderr=subprocess.STDOUT
-        )
-
     def start_daphne(self, name: str, port: int, public_port: int) -> None:
-        self.start(
-            name,
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "dashboard.asgi:application",
-            ],
-            env=self.env(CALLBOARD_PUBLIC_URL=f"http://127.0.0.1:{public_port}"),
-        )
-        wait_for(lambda: port_open(port), 20, name)
+        env = self.env(CALLBOARD_PUBLIC_URL=f"http://{HOST}:{public_port}")
+        launcher.start_daphne(self.procs, name, port, env)
 
-    def start_watcher(self, name: str, public_port: int) -> None:
-        self.start(
-            name,
-            [sys.executable, "manage.py", "watch_calls"],
-            env=self.env(CALLBOARD_PUBLIC_URL=f"http://127.0.0.1:{public_port}"),
-        )
+    def start_watcher(self, name: str, public_port: int, *, wait: bool = False) -> None:
+        """Start a watcher; with ``wait``, return once the dashboard reports it "ok"."""
+        env = self.env(CALLBOARD_PUBLIC_URL=f"http://{HOST}:{public_port}")
+        ready_on = f"http://{HOST}:{public_port}" if wait else None
+        launcher.start_watcher(self.procs, name, env, ready_on=ready_on)
 
     def log(self, name: str) -> str:
-        return (self.workdir / f"{name}.log").read_text(errors="replace")
+        return self.procs.log(name)
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        self.procs.stop(name, sig)
 
     def teardown(self) -> None:
-        for name in list(self.procs):
-            self.stop(name)
+        self.procs.stop_all()
         with contextlib.suppress(Exception):
             self.drop_database()
 
@@ -212,7 +146,7 @@ class Stack:
 
     def start_call(self, queue: str = "0001*100") -> str:
         response = httpx.post(
-            f"http://127.0.0.1:{self.emulator_port}/_emulator/calls",
+            f"{self.emulator_url}/_emulator/calls",
             json={"queue": queue, "autoAnswer": False},
             timeout=5,
         )
@@ -220,7 +154,7 @@ class Stack:
         return str(response.json()["id"])
 
     def hang_up(self, call_id: str) -> None:
-        httpx.delete(f"http://127.0.0.1:{self.emulator_port}/_emulator/calls/{call_id}", timeout=5)
+        httpx.delete(f"{self.emulator_url}/_emulator/calls/{call_id}", timeout=5)
 
 
 class Screen:
@@ -275,13 +209,9 @@ class Screen:
             else:
                 self.rows[call_id] = attrs
 
-    async def until(self, predicate: Any, within: float, what: str) -> float:
-        """Wait until ``predicate(self)`` holds; answer how long it took."""
-        started = time.monotonic()
-        while not predicate(self):
-            if time.monotonic() - started > within:
-                raise AssertionError(
-                    f"timed out after {within}s waiting for {what}; rows={set(self.rows)}"
-                )
-            await asyncio.sleep(0.02)
-        return time.monotonic() - started
+    async def until(self, predicate: Callable[[Screen], object], within: float, what: str) -> None:
+        """Wait until ``predicate(self)`` holds. Raises AssertionError after ``within`` s."""
+        try:
+            await wait_until(lambda: predicate(self), within, what, interval=0.02)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; rows={set(self.rows)}") from None

@@ -3,18 +3,18 @@ PostgreSQL, with screens that must always end up showing what VoipNow has."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import skip_or_fail
-from tests.integration.stack import Screen, Stack, port_open, wait_for
+from tests.integration.stack import Screen, Stack
+from tests.support.ports import port_open
+from tests.support.waiting import wait_for, wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -46,8 +46,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         s.setup()
         s.start_daphne("daphne-a", s.ports["a"], s.ports["a"])
         s.start_daphne("daphne-b", s.ports["b"], s.ports["a"])
-        s.start_watcher("watcher-1", s.ports["a"])
-        wait_for(lambda: "call events registered" in s.log("watcher-1"), 30, "the first watcher")
+        s.start_watcher("watcher-1", s.ports["a"], wait=True)
         yield s
     finally:
         s.teardown()
@@ -58,8 +57,8 @@ async def screens(stack: Stack) -> AsyncIterator[list[Screen]]:
     session = stack.session("alice")
     out = []
     for name in ("a", "b"):
-        port = stack.ports[name]
-        screen = Screen(f"ws://127.0.0.1:{port}/ws/calls/", session, f"http://127.0.0.1:{port}")
+        url = stack.url(name)
+        screen = Screen(f"{url.replace('http', 'ws', 1)}/ws/calls/", session, url)
         screen.start()
         out.append(screen)
     for screen in out:
@@ -69,10 +68,15 @@ async def screens(stack: Stack) -> AsyncIterator[list[Screen]]:
         await screen.stop()
 
 
+def active_watcher(stack: Stack) -> str:
+    """The watcher that holds the lock: the latest one started that still runs."""
+    return next(n for n in ("watcher-2", "watcher-1") if n in stack.procs.running)
+
+
 def live_ids(stack: Stack) -> set[str]:
     import httpx
 
-    calls = httpx.get(f"http://127.0.0.1:{stack.emulator_port}/_emulator/calls", timeout=5).json()
+    calls = httpx.get(f"{stack.emulator_url}/_emulator/calls", timeout=5).json()
     entries = calls if isinstance(calls, list) else calls.get("entry", calls.get("calls", []))
     return {c["id"] for c in entries if c.get("ownerId") == "1"}
 
@@ -99,15 +103,14 @@ async def test_killing_the_active_watcher_hands_over_within_ten_seconds(
     wait_for(lambda: "standing by" in stack.log("watcher-2"), 15, "the second watcher to stand by")
     assert "watching VoipNow" not in stack.log("watcher-2")
 
-    killed_at = time.monotonic()
     stack.stop("watcher-1", signal.SIGKILL)
     call_id = stack.start_call("0001*101")
-    for screen in screens:
-        await screen.until(lambda s: call_id in s.rows, 12, "the new watcher to publish")
-    handover = time.monotonic() - killed_at
+    # Ten seconds from the kill is the promise: it is the deadline for every screen.
+    await wait_until(
+        lambda: all(call_id in s.rows for s in screens), 10, "the new watcher to publish"
+    )
 
     assert "watching VoipNow" in stack.log("watcher-2")
-    assert handover <= 10, f"handover took {handover:.1f}s"
 
 
 async def test_restarting_redis_ends_with_every_screen_resynced(
@@ -117,10 +120,18 @@ async def test_restarting_redis_ends_with_every_screen_resynced(
     for screen in screens:
         await screen.until(lambda s: before in s.rows, 10, "the first call")
 
+    watcher = active_watcher(stack)
+    logged = len(stack.log(watcher))
     stack.stop("redis", signal.SIGKILL)
     during = stack.start_call("0001*101")
     stack.hang_up(before)
-    await asyncio.sleep(1.5)
+    # Redis comes back only once the watcher has lost it: an outage nobody noticed tests nothing.
+    await wait_until(
+        lambda: "watcher lock" in stack.log(watcher)[logged:],
+        10,
+        "the watcher to notice Redis gone",
+        interval=0.1,
+    )
     stack.start_redis()
 
     expected = live_ids(stack)
@@ -152,8 +163,8 @@ async def test_restarting_the_daphne_processes_ends_with_every_screen_resynced(
 def test_a_watcher_stops_cleanly_on_sigterm_and_frees_the_lock(stack: Stack) -> None:
     import redis
 
-    name = next(n for n in ("watcher-2", "watcher-1") if n in stack.procs)
-    proc = stack.procs[name]
+    name = active_watcher(stack)
+    proc = stack.procs.running[name]
     store = redis.Redis.from_url(stack.redis_url)
     wait_for(lambda: len(store.keys("*watcher-leader*")) == 1, 10, "the active watcher's lock")
 

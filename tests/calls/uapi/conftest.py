@@ -1,19 +1,17 @@
-"""Fixtures for the emulator's own tests: the app in process, a plain httpx client talking to
-it through ASGITransport, a token, and a way to run a small ASGI app on a real port."""
+"""Fixtures for the emulator's own tests, on top of tests/conftest.py's ``emulator_app`` and
+``emulator``: a plain httpx client talking to the app through ASGITransport, and a token."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 
-from calls.uapi.emulator import Emulator, create_app
+from tests.conftest import EMULATOR_URL
+from tests.support.servers import serving
+from tests.support.waiting import wait_until
 
 # The contract suite's fixtures (test_contract.py): its target, client, cleanup tracker, the
 # emulator's control API and a Call Event receiver.
@@ -25,24 +23,17 @@ from .contract_support import (  # noqa: F401
     voipnow,
 )
 
-BASE = "http://voipnow.test"
+# The address the in-process emulator writes into its links.
+BASE = EMULATOR_URL
+
+__all__ = ["BASE", "get_token", "serving", "wait_until"]
 
 
 @pytest.fixture
-async def emu_app() -> AsyncIterator[Starlette]:
-    app = create_app(seed=1, base_url=BASE)
-    yield app
-    await app.state.emulator.stop()
-
-
-@pytest.fixture
-def emu(emu_app: Starlette) -> Emulator:
-    return emu_app.state.emulator
-
-
-@pytest.fixture
-async def http(emu_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=emu_app)
+async def http(emulator_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """A plain httpx client on the emulator: for tests of the emulator's own API, below our
+    UapiClient."""
+    transport = httpx.ASGITransport(app=emulator_app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
         yield client
 
@@ -60,39 +51,3 @@ async def get_token(http: httpx.AsyncClient, client_id: str = "demo-app") -> str
 @pytest.fixture
 async def auth(http: httpx.AsyncClient) -> dict[str, str]:
     return {"Authorization": f"Bearer {await get_token(http)}"}
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free 127.0.0.1 port, on this loop; yield its URL."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="critical",
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 5)
-
-
-async def wait_until(predicate: Any, within: float = 3.0) -> None:
-    """Poll ``predicate`` (sync) until true; fail after ``within`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)

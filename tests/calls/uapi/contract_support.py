@@ -11,6 +11,7 @@ registrations they create, and remove them afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -27,6 +28,7 @@ from calls.uapi.client import UapiClient
 from calls.uapi.emulator import create_app
 from calls.uapi.errors import UapiError
 from calls.uapi.types import PhoneCall, PhoneCallView
+from tests.support.waiting import wait_for
 
 T = TypeVar("T")
 
@@ -142,10 +144,8 @@ class EmulatorServer:
 
     def start(self) -> str:
         self.thread.start()
-        for _ in range(1000):
-            if self.server.started or not self.thread.is_alive():
-                break
-            threading.Event().wait(0.01)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: self.server.started or not self.thread.is_alive(), 10, interval=0.01)
         if not self.server.started:
             raise RuntimeError("the emulator did not start")
         port = self.server.servers[0].sockets[0].getsockname()[1]

@@ -8,8 +8,8 @@ and Call Event registration a test makes is removed afterwards.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +20,7 @@ from calls.uapi.client import UapiClient
 from calls.uapi.errors import CODE_WORDS, UapiAuthError, UapiRejected
 from calls.uapi.types import PhoneCall, PhoneCallAction, PhoneCallView, UpdatedCall
 from calls.uapi.wire import Action, CallEventType, ErrorCode, ViewStatus
+from tests.support.waiting import wait_until
 
 from .contract_support import CONTRACT_CALLER_ID, Delivery, Made, Receiver, Target, eventually
 
@@ -239,11 +240,16 @@ async def test_an_expired_token_is_renewed_before_it_is_used(
     await control.put("/_emulator/tokens/lifetime", json={"seconds": 1})
     tokens = await counter(control, "/oauth/token.php")
     lists = await counter(control, "/uapi/phoneCalls", "GET")
+    # The client's clock, moved by the test: expiry is the client's own judgement here.
+    now = [0.0]
     async with UapiClient(
-        contract_target.base_url, contract_target.client_id, contract_target.client_secret
+        contract_target.base_url,
+        contract_target.client_id,
+        contract_target.client_secret,
+        clock=lambda: now[0],
     ) as client:
         await client.list_calls_page()
-        await asyncio.sleep(1.1)
+        now[0] += 1.0  # the token's whole lifetime
         await client.list_calls_page()
     # A new token each time, and no request was refused for an expired one.
     assert await hits(control, tokens) == 2
@@ -253,20 +259,30 @@ async def test_an_expired_token_is_renewed_before_it_is_used(
 async def test_a_token_that_expired_unnoticed_costs_one_401_and_one_retry(
     contract_target: Target, control: httpx.AsyncClient
 ) -> None:
+    created = await control.post(
+        "/_emulator/calls", json={"queue": "0001*100", "autoAnswer": False}
+    )
+    assert created.status_code == 201, created.text
+    call_id = created.json()["id"]
     await control.put("/_emulator/tokens/lifetime", json={"seconds": 1})
     tokens = await counter(control, "/oauth/token.php")
     lists = await counter(control, "/uapi/phoneCalls", "GET")
     # A clock that never moves: the client believes its token is fresh, VoipNow does not.
-    async with UapiClient(
-        contract_target.base_url,
-        contract_target.client_id,
-        contract_target.client_secret,
-        clock=lambda: 0.0,
-    ) as client:
-        await client.list_calls_page()
-        await asyncio.sleep(1.1)
-        page = await client.list_calls_page()
-    assert page.calls is not None
+    try:
+        async with UapiClient(
+            contract_target.base_url,
+            contract_target.client_id,
+            contract_target.client_secret,
+            clock=lambda: 0.0,
+        ) as client:
+            await client.list_calls_page()
+            # VoipNow issued the token before this moment, for one second.
+            expires_by = time.time() + 1
+            await wait_until(lambda: time.time() > expires_by, 5, "the token to expire")
+            page = await client.list_calls_page()
+    finally:
+        await control.delete(f"/_emulator/calls/{call_id}")
+    assert call_id in [call.id for call in page.calls]  # the retry's answer, not the 401
     assert await hits(control, tokens) == 2
     assert await hits(control, lists) == 3  # the second list was refused once, then retried
 

@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from calls.uapi.emulator import Emulator
+from tests.support.waiting import wait_until
 
-from .conftest import BASE, wait_until
+from .conftest import BASE
 
 AGENT_URL = "/uapi/phoneCalls/@me/0001*201"
 
@@ -20,10 +21,10 @@ def error_code(response: httpx.Response) -> str:
 
 
 @pytest.fixture
-async def call_id(emu: Emulator) -> str:
+async def call_id(emulator: Emulator) -> str:
     """A call of Acme's Sales queue answered by Ann (0001*201): views 00 and 01."""
-    call = emu.create_call("0001*100", "+14155550101", auto=False)
-    emu.answer_call(call.id, "0001*201")
+    call = emulator.create_call("0001*100", "+14155550101", auto=False)
+    emulator.answer_call(call.id, "0001*201")
     return call.id
 
 
@@ -56,40 +57,40 @@ async def test_a_barge_in_is_accepted_with_202_and_the_spec_body(
 
 
 async def test_a_barge_in_rings_then_joins_the_call(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
-    emu.set_phone("0001*024", pickup_delay=0.2)
+    emulator.set_phone("0001*024", pickup_delay=0.2)
     await put(http, auth, call_id, barge())
-    ringing = emu.calls[call_id].to_json(BASE)["phoneCallView"][2]
+    ringing = emulator.calls[call_id].to_json(BASE)["phoneCallView"][2]
     assert ringing["id"] == "02"
     assert ringing["extension"] == "0001*201"
     assert ringing["source"] == ["0001*024"] and ringing["destination"] == ["0001*201"]
     assert ringing["status"] == 3 and "ringing" in ringing and "answered" not in ringing
     assert ringing["callerId"] == "John Doe <42420042>"
     assert ringing["flow"] == 2
-    await wait_until(lambda: emu.calls[call_id].views["02"].status == 5)
+    await wait_until(lambda: emulator.calls[call_id].views["02"].status == 5)
     listed = (await http.get(f"{AGENT_URL}/{call_id}", headers=auth)).json()
     joined = listed["entry"][0]["phoneCallView"][2]
     assert joined["status"] == 5 and "answered" in joined
-    assert emu.rings[-1]["outcome"] == "answered"
+    assert emulator.rings[-1]["outcome"] == "answered"
 
 
 async def test_a_barge_in_that_is_not_picked_up_is_removed_after_wait_for_pickup(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
-    emu.set_phone("0001*024", answers=False)
+    emulator.set_phone("0001*024", answers=False)
     await put(http, auth, call_id, barge(waitForPickup=0.2))
-    assert "02" in emu.calls[call_id].views
-    await wait_until(lambda: "02" not in emu.calls[call_id].views)
-    assert sorted(emu.calls[call_id].views) == ["00", "01"]
-    assert emu.rings[-1]["outcome"] == "noAnswer"
+    assert "02" in emulator.calls[call_id].views
+    await wait_until(lambda: "02" not in emulator.calls[call_id].views)
+    assert sorted(emulator.calls[call_id].views) == ["00", "01"]
+    assert emulator.rings[-1]["outcome"] == "noAnswer"
 
 
 async def test_the_caller_id_defaults_to_the_phone_terminal_s(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
     await put(http, auth, call_id, barge(callerId=None, waitForPickup=None))
-    ring = emu.rings[-1]
+    ring = emulator.rings[-1]
     assert ring["callerId"] == "Alice Supervisor <0001024>"
     assert ring["waitForPickup"] == 25
 
@@ -109,14 +110,14 @@ async def test_the_ring_log_shows_one_ring_per_request(
 
 
 async def test_it_accepts_a_short_send_call_to_and_self_with_the_call_id(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
     response = await http.put(
         f"/uapi/phoneCalls/@me/@self/{call_id}", json=barge(sendCallTo="024"), headers=auth
     )
     assert response.status_code == 202
     assert response.json()["extension"] == "0001*201"
-    assert emu.rings[-1]["sendCallTo"] == "0001*024"
+    assert emulator.rings[-1]["sendCallTo"] == "0001*024"
 
 
 async def test_it_refuses_a_send_call_to_of_another_organization(
@@ -179,9 +180,9 @@ async def test_it_refuses_a_view_that_is_not_in_the_call(
 
 
 async def test_it_refuses_a_phone_call_id_that_is_unknown_or_not_alphanumeric(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
-    other = emu.create_call("0001*101", auto=False)  # not involving 0001*201
+    other = emulator.create_call("0001*101", auto=False)  # not involving 0001*201
     for bad in ("0123456789abcdef0123", "abc-def", other.id):
         response = await put(http, auth, bad, barge())
         assert response.status_code == 400
@@ -226,34 +227,34 @@ async def test_validation_follows_the_documented_order(
 
 
 async def test_a_refused_request_never_rings(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
     await put(http, auth, call_id, barge(sendCallTo="0002*024"))
     await put(http, auth, call_id, barge(waitForPickup="0"))
-    assert emu.rings == []
-    assert sorted(emu.calls[call_id].views) == ["00", "01"]
+    assert emulator.rings == []
+    assert sorted(emulator.calls[call_id].views) == ["00", "01"]
 
 
 async def test_whisper_accepts_private_and_refuses_a_non_boolean(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
     ok = await put(http, auth, call_id, barge(action="Whisper", private=True))
     bad = await put(http, auth, call_id, barge(action="Whisper", private="maybe"))
     assert ok.status_code == 202
     assert error_code(bad) == "pc_private_invalid"
-    assert emu.calls[call_id].views["02"].private is True
-    assert [r["action"] for r in emu.rings] == ["Whisper"]
+    assert emulator.calls[call_id].views["02"].private is True
+    assert [r["action"] for r in emulator.rings] == ["Whisper"]
 
 
 async def test_monitor_rings_like_a_barge_in(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
     assert (await put(http, auth, call_id, barge(action="Monitor"))).status_code == 202
-    assert emu.rings[-1]["action"] == "Monitor"
+    assert emulator.rings[-1]["action"] == "Monitor"
 
 
 async def test_hold_park_and_recording_set_their_view_fields(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
     for body in (
         {"action": "OnHold", "phoneCallViewId": "01"},
@@ -268,7 +269,7 @@ async def test_hold_park_and_recording_set_their_view_fields(
     assert views[0]["parkedPos"] == 1 and views[0]["parkedBy"] == "0001*201"
     await put(http, auth, call_id, {"action": "OffHold", "phoneCallViewId": "01"})
     await put(http, auth, call_id, {"action": "StopRecording", "phoneCallViewId": "01"})
-    view = emu.calls[call_id].views["01"]
+    view = emulator.calls[call_id].views["01"]
     assert view.on_hold is None and view.holder is None and view.recording is None
 
 
@@ -286,22 +287,22 @@ async def test_park_and_recording_refuse_bad_values(
 
 
 async def test_unpark_rings_and_clears_the_parking(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
-    emu.set_phone("0001*024", pickup_delay=0.05)
+    emulator.set_phone("0001*024", pickup_delay=0.05)
     await put(http, auth, call_id, {"action": "Park", "phoneCallViewId": "00"})
     response = await put(http, auth, call_id, barge(action="UnPark", phoneCallViewId="00"))
     assert response.status_code == 202
-    await wait_until(lambda: emu.rings[-1]["outcome"] == "answered")
-    assert emu.calls[call_id].views["00"].parked is None
+    await wait_until(lambda: emulator.rings[-1]["outcome"] == "answered")
+    assert emulator.calls[call_id].views["00"].parked is None
 
 
 async def test_pick_up_takes_a_ringing_call(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict
 ) -> None:
-    emu.set_phone("0001*201", answers=False)
-    emu.set_phone("0001*024", pickup_delay=0.05)
-    call = emu.create_call("0001*100")
+    emulator.set_phone("0001*201", answers=False)
+    emulator.set_phone("0001*024", pickup_delay=0.05)
+    call = emulator.create_call("0001*100")
     assert call.views["01"].status == 3
     response = await http.put(
         f"/uapi/phoneCalls/@me/@self/{call.id}",
@@ -316,7 +317,7 @@ async def test_pick_up_takes_a_ringing_call(
 
 
 async def test_transfer_refuses_a_bad_destination_and_sends_to_a_public_number(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
     bad = await put(
         http, auth, call_id, {"action": "Transfer", "phoneCallViewId": "01", "sendCallTo": "x*1"}
@@ -329,13 +330,13 @@ async def test_transfer_refuses_a_bad_destination_and_sends_to_a_public_number(
         {"action": "Transfer", "phoneCallViewId": "01", "sendCallTo": "3334444"},
     )
     assert ok.status_code == 202
-    destinations = [v.destination for v in emu.calls[call_id].views.values()]
+    destinations = [v.destination for v in emulator.calls[call_id].views.values()]
     assert ["3334444"] in destinations
-    assert "0001*201" not in {v.extension for v in emu.calls[call_id].views.values()}
+    assert "0001*201" not in {v.extension for v in emulator.calls[call_id].views.values()}
 
 
 async def test_transfer_to_voicemail_needs_a_mailbox(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
     no_box = await put(
         http, auth, call_id, {"action": "TransferToVoicemail", "phoneCallViewId": "00"}
@@ -343,27 +344,27 @@ async def test_transfer_to_voicemail_needs_a_mailbox(
     assert error_code(no_box) == "pc_phonecallview_invalid"  # the queue has no voicemail
     ok = await put(http, auth, call_id, {"action": "TransferToVoicemail", "phoneCallViewId": "01"})
     assert ok.status_code == 202
-    assert list(emu.calls[call_id].views) == ["00"]
-    assert emu.calls[call_id].views["00"].destination == ["0001*201"]
+    assert list(emulator.calls[call_id].views) == ["00"]
+    assert emulator.calls[call_id].views["00"].destination == ["0001*201"]
 
 
 async def test_an_action_without_a_call_id_applies_to_all_calls_of_the_extension(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
     response = await http.put(AGENT_URL, json={"action": "OnHold"}, headers=auth)
     assert response.status_code == 202
     assert [a["id"] for a in response.json()] == [call_id]
-    assert emu.calls[call_id].views["01"].on_hold is not None
+    assert emulator.calls[call_id].views["01"].on_hold is not None
     barge_all = await http.put(AGENT_URL, json=barge(), headers=auth)
     assert error_code(barge_all) == "pc_phonecall_invalid"
 
 
 async def test_a_call_that_ends_cancels_its_ringing_barge_in(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
 ) -> None:
-    emu.set_phone("0001*024", answers=False)
+    emulator.set_phone("0001*024", answers=False)
     await put(http, auth, call_id, barge())
-    emu.hangup_call(call_id)
-    assert emu.rings[-1]["outcome"] == "cancelled"
-    assert not emu.is_busy("0001*024")
+    emulator.hangup_call(call_id)
+    assert emulator.rings[-1]["outcome"] == "cancelled"
+    assert not emulator.is_busy("0001*024")
     await asyncio.sleep(0)

@@ -3,13 +3,14 @@ Presence, PhoneCallEvents management and the common errors."""
 
 from __future__ import annotations
 
-import asyncio
+import time
 from typing import Any
 
 import httpx
 import pytest
 
 from calls.uapi.emulator import Emulator
+from tests.support.waiting import wait_until
 
 from .conftest import BASE, get_token
 
@@ -103,9 +104,11 @@ async def test_a_token_expires_after_the_lifetime_set_by_the_control_api(
         },
     )
     assert response.json()["expires_in"] == 1
+    # The token was issued before this moment, for the second it says.
+    expires_by = time.time() + response.json()["expires_in"]
     headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
     assert (await http.get(CALLS, headers=headers)).status_code == 204
-    await asyncio.sleep(1.1)
+    await wait_until(lambda: time.time() > expires_by, 5, "the token's lifetime to pass")
     expired = await http.get(CALLS, headers=headers)
     assert expired.status_code == 401
     assert error_code(expired) == "access_denied"
@@ -140,10 +143,10 @@ async def test_it_refuses_an_unknown_user_id(
 
 
 async def test_it_refuses_a_user_id_above_the_token_account(
-    emu: Emulator, http: httpx.AsyncClient
+    emulator: Emulator, http: httpx.AsyncClient
 ) -> None:
     # An app registered to Alice (user 12) cannot speak for the organization or for Bob.
-    emu.world.apps["alice-app"] = type(emu.world.apps["demo-app"])(
+    emulator.world.apps["alice-app"] = type(emulator.world.apps["demo-app"])(
         "alice-app", "alice-app-secret", "12"
     )
     headers = {"Authorization": f"Bearer {await get_token(http, 'alice-app')}"}
@@ -154,9 +157,9 @@ async def test_it_refuses_a_user_id_above_the_token_account(
 
 
 async def test_a_user_app_sees_only_its_own_extensions(
-    emu: Emulator, http: httpx.AsyncClient
+    emulator: Emulator, http: httpx.AsyncClient
 ) -> None:
-    emu.world.apps["alice-app"] = type(emu.world.apps["demo-app"])(
+    emulator.world.apps["alice-app"] = type(emulator.world.apps["demo-app"])(
         "alice-app", "alice-app-secret", "12"
     )
     headers = {"Authorization": f"Bearer {await get_token(http, 'alice-app')}"}
@@ -357,11 +360,11 @@ async def test_delete_refuses_a_phone_number_not_in_the_call(
 
 
 async def test_delete_with_a_phone_number_hangs_up_only_that_leg(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict
 ) -> None:
     call = await new_call(http, autoAnswer=False)
     await http.post(f"/_emulator/calls/{call['id']}/answer", json={"agent": "0001*201"})
-    emu.set_phone("0001*024", answers=False)
+    emulator.set_phone("0001*024", answers=False)
     await http.put(
         f"/uapi/phoneCalls/@me/0001*201/{call['id']}",
         json={"action": "BargeIn", "sendCallTo": "0001*024", "phoneCallViewId": "01"},
@@ -371,7 +374,7 @@ async def test_delete_with_a_phone_number_hangs_up_only_that_leg(
         f"{CALLS}/{call['id']}", params={"phoneNumber": "0001*024"}, headers=auth
     )
     assert response.json() == [{"id": call["id"]}]
-    views = emu.calls[call["id"]].views
+    views = emulator.calls[call["id"]].views
     assert sorted(views) == ["00", "01"]
 
 
@@ -379,7 +382,7 @@ async def test_delete_with_a_phone_number_hangs_up_only_that_leg(
 
 
 async def test_queue_agents_lists_and_sets_agent_status(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict
 ) -> None:
     url = "/uapi/extensions/@me/0001*100/queue/agents"
     listed = (await http.get(url, headers=auth)).json()
@@ -390,7 +393,7 @@ async def test_queue_agents_lists_and_sets_agent_status(
     assert paused.json()["status"] == 2
     one = (await http.get(f"{url}/0001*202", headers=auth)).json()
     assert one["entry"][0]["status"] == 2
-    call = emu.create_call("0001*100")
+    call = emulator.create_call("0001*100")
     assert call.offered_to == "0001*201"  # idle the longest, and online
 
 
@@ -406,28 +409,28 @@ async def test_queue_agents_refuses_bad_input(http: httpx.AsyncClient, auth: dic
     assert error_code(not_queue) == "extension_invalid"
 
 
-async def test_a_paused_agent_is_not_offered_calls(emu: Emulator) -> None:
+async def test_a_paused_agent_is_not_offered_calls(emulator: Emulator) -> None:
     for agent in ("0001*201", "0001*202", "0001*203"):
-        emu.set_agent_status(agent, 2)
-    call = emu.create_call("0001*100")
+        emulator.set_agent_status(agent, 2)
+    call = emulator.create_call("0001*100")
     assert call.offered_to is None
     assert list(call.views) == ["00"]
-    emu.set_agent_status("0001*203", 1)
+    emulator.set_agent_status("0001*203", 1)
     assert call.offered_to == "0001*203"
 
 
 async def test_presence_follows_the_phone(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict
 ) -> None:
     url = "/uapi/extensions/@me/0001*201/presence"
     idle = (await http.get(url, headers=auth)).json()
     assert idle["status"] == 1 and idle["registration"][0]["registration"] == 1
-    call = emu.create_call("0001*100")
+    call = emulator.create_call("0001*100")
     assert (await http.get(url, headers=auth)).json()["status"] == 2  # ringing
-    emu.answer_call(call.id)
+    emulator.answer_call(call.id)
     assert (await http.get(url, headers=auth)).json()["status"] == 3  # busy
     everything = (await http.get("/uapi/extensions/@me/@self/presence", headers=auth)).json()
-    assert everything["totalResults"] == len(emu.world.extensions)
+    assert everything["totalResults"] == len(emulator.world.extensions)
 
 
 # --------------------------------------------------------------------------- PhoneCallEvents

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
 from calls.uapi.emulator import create_app
-
-from .conftest import serving, wait_until
+from tests.support.servers import serving
+from tests.support.waiting import wait_until
 
 
 async def test_it_serves_the_uapi_over_real_http() -> None:
@@ -45,10 +43,8 @@ async def test_it_serves_the_uapi_over_real_http() -> None:
             await http.get("/uapi/phoneCalls/@me/@self", headers=auth)
 
         await http.post("/_emulator/faults", json={"path": "/uapi", "kind": "timeout", "times": 1})
-        started = time.perf_counter()
         with pytest.raises(httpx.ReadTimeout):
             await http.get("/uapi/phoneCalls/@me/@self", headers=auth, timeout=0.3)
-        assert time.perf_counter() - started < 2
 
         after = await http.get("/uapi/phoneCalls/@me/@self", headers=auth)
         assert after.status_code == 200

@@ -8,8 +8,7 @@ import httpx
 import pytest
 
 from calls.uapi.emulator import Emulator
-
-from .conftest import wait_until
+from tests.support.waiting import wait_until
 
 SIMPLE = "/uapi/phoneCalls/@me/simple"
 
@@ -21,15 +20,15 @@ def body(**view: Any) -> dict[str, Any]:
 
 
 async def test_the_source_rings_then_the_destination_answers_then_the_call_ends(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict
 ) -> None:
-    emu.speed = 20
+    emulator.speed = 20
     response = await http.post(
         f"{SIMPLE}?callDuration=2", json=body(destination=["0001*201"]), headers=auth
     )
     assert response.status_code == 200, response.text
     [created] = response.json()
-    call = emu.calls[created["id"]]
+    call = emulator.calls[created["id"]]
     assert created["links"]["self"].endswith(f"/uapi/phoneCalls/12/0001*024/{call.id}")
     assert created["phoneCallView"][0]["status"] == 3
     assert created["phoneCallView"][0]["callerId"] == "Alice Supervisor <0001024>"
@@ -38,17 +37,28 @@ async def test_the_source_rings_then_the_destination_answers_then_the_call_ends(
     assert call.views["01"].status == 3
     await wait_until(lambda: call.answered is not None)
     assert {v.status for v in call.views.values()} == {5}
-    await wait_until(lambda: call.id not in emu.calls)
+    await wait_until(lambda: call.id not in emulator.calls)
 
 
 async def test_an_unanswered_source_ends_the_call_after_wait_for_pickup(
-    emu: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict
 ) -> None:
-    emu.speed = 20
-    emu.set_phone("0001*024", answers=False)
+    emulator.speed = 20
+    emulator.set_phone("0001*024", answers=False)
     response = await http.post(f"{SIMPLE}?waitForPickup=2", json=body(), headers=auth)
-    call_id = response.json()[0]["id"]
-    await wait_until(lambda: call_id not in emu.calls)
+    assert response.status_code == 200, response.text
+    [created] = response.json()
+    assert [v["status"] for v in created["phoneCallView"]] == [3]  # the source rings
+    call = emulator.calls[created["id"]]
+    assert emulator.is_busy("0001*024")
+
+    await wait_until(lambda: call.id not in emulator.calls)
+
+    assert call.answered is None
+    assert call.views == {}  # every leg hung up
+    assert not emulator.is_busy("0001*024")
+    listed = await http.get("/uapi/phoneCalls/@me/@self", headers=auth)
+    assert listed.status_code == 204  # nothing left to list
 
 
 @pytest.mark.parametrize(
@@ -66,7 +76,7 @@ async def test_an_unanswered_source_ends_the_call_after_wait_for_pickup(
     ],
 )
 async def test_each_invalid_field_has_its_code(
-    emu: Emulator,
+    emulator: Emulator,
     http: httpx.AsyncClient,
     auth: dict,
     user: str,
@@ -77,4 +87,4 @@ async def test_each_invalid_field_has_its_code(
     response = await http.post(f"/uapi/phoneCalls/{user}/simple{query}", json=payload, headers=auth)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == code
-    assert emu.calls == {}
+    assert emulator.calls == {}

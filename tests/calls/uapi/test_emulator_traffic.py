@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from calls.uapi.emulator import Emulator, create_app
-
-from .conftest import wait_until
+from tests.support.waiting import holds_throughout, wait_until
 
 
 def small_world(**queue: Any) -> dict[str, Any]:
@@ -115,7 +113,10 @@ async def test_traffic_keeps_at_most_three_waiting_calls_per_agent() -> None:
     emu.set_agent_status("0001*201", 0)
     emu.set_agent_status("0001*202", 0)
     await emu.start_traffic()
-    await asyncio.sleep(0.3)
+    waiting = emu.waiting["0001*100"]
+    await wait_until(lambda: len(waiting) >= 6, what="the queue to fill")
+    # A thousand arrivals a second keep coming at the full queue.
+    await holds_throughout(lambda: len(waiting) <= 6, 0.2, "at most six waiting")
     assert emu.traffic_running
     await emu.stop()
     assert len(emu.waiting["0001*100"]) == 6
