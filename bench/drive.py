@@ -75,6 +75,44 @@ async def _at_rate(ops: list[Callable[[], Awaitable[Any]]], rate: float, limit: 
         task.result()
 
 
+@dataclass
+class _Lifecycle:
+    """One call's three changes; each step waits for the one before it to settle."""
+
+    http: httpx.AsyncClient
+    driven: Driven
+    queue: str
+    created: asyncio.Future[str | None]
+    answered: asyncio.Future[bool]
+
+    # Each step settles its future whatever went wrong, or the steps after it would wait
+    # forever; the failure is counted in ``driven.errors`` and the drive keeps its rate.
+    async def create(self) -> None:
+        try:
+            self.created.set_result(await create_call(self.http, self.queue, self.driven))
+        except Exception as exc:  # noqa: BLE001 - counted, and the answer step must not hang
+            self.driven.errors.append(f"create {exc!r}")
+            self.created.set_result(None)
+
+    async def answer(self) -> None:
+        call_id = await self.created
+        ok = False
+        try:
+            ok = call_id is not None and await answer_call(self.http, call_id, self.driven)
+        except Exception as exc:  # noqa: BLE001 - counted, and the hangup step must not hang
+            self.driven.errors.append(f"answer {exc!r}")
+        self.answered.set_result(ok)
+
+    async def hangup(self) -> None:
+        call_id = await self.created
+        await self.answered
+        if call_id is not None:
+            try:
+                await hang_up(self.http, call_id, self.driven)
+            except Exception as exc:  # noqa: BLE001 - counted; the drive keeps its rate
+                self.driven.errors.append(f"hangup {exc!r}")
+
+
 async def drive_calls(
     http: httpx.AsyncClient,
     *,
@@ -88,55 +126,20 @@ async def drive_calls(
     ``hangup_lag`` cycles after it arrives."""
     driven = Driven()
     calls = max(1, round(rate * duration / 3))
-    created: list[asyncio.Future[str | None]] = []
-    answered: list[asyncio.Future[bool]] = []
     loop = asyncio.get_running_loop()
-    for _ in range(calls):
-        created.append(loop.create_future())
-        answered.append(loop.create_future())
-
-    def create(k: int) -> Callable[[], Awaitable[None]]:
-        async def op() -> None:
-            try:
-                created[k].set_result(await create_call(http, ACME_QUEUES[k % 2], driven))
-            except Exception as exc:
-                driven.errors.append(f"create {exc!r}")
-                created[k].set_result(None)
-
-        return op
-
-    def answer(k: int) -> Callable[[], Awaitable[None]]:
-        async def op() -> None:
-            call_id = await created[k]
-            ok = False
-            try:
-                ok = call_id is not None and await answer_call(http, call_id, driven)
-            except Exception as exc:
-                driven.errors.append(f"answer {exc!r}")
-            answered[k].set_result(ok)
-
-        return op
-
-    def hangup(k: int) -> Callable[[], Awaitable[None]]:
-        async def op() -> None:
-            call_id = await created[k]
-            await answered[k]
-            if call_id is not None:
-                try:
-                    await hang_up(http, call_id, driven)
-                except Exception as exc:
-                    driven.errors.append(f"hangup {exc!r}")
-
-        return op
+    lives = [
+        _Lifecycle(http, driven, ACME_QUEUES[k % 2], loop.create_future(), loop.create_future())
+        for k in range(calls)
+    ]
 
     ops: list[Callable[[], Awaitable[None]]] = []
     for k in range(calls + hangup_lag):
         if k < calls:
-            ops.append(create(k))
+            ops.append(lives[k].create)
         if 0 <= k - answer_lag < calls:
-            ops.append(answer(k - answer_lag))
+            ops.append(lives[k - answer_lag].answer)
         if 0 <= k - hangup_lag < calls:
-            ops.append(hangup(k - hangup_lag))
+            ops.append(lives[k - hangup_lag].hangup)
     await _at_rate(ops, rate, limit=duration + 30)
     return driven
 

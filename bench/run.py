@@ -214,7 +214,8 @@ class LoadProcess:
         return cls(name, proc)
 
     async def ask(self, msg: dict[str, Any], within: float = 120.0) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.proc.stdin.write((json.dumps(msg) + "\n").encode())
         await self.proc.stdin.drain()
         line = await asyncio.wait_for(self.proc.stdout.readline(), within)
@@ -665,8 +666,7 @@ async def scenarios(stack: Stack, only: set[str]) -> Report:
             stack.procs.check_alive()
             try:
                 await step()
-            except Exception as exc:
-                # One scenario failing must not cost the others their figures.
+            except Exception as exc:  # noqa: BLE001 - one failing scenario must not cost the others
                 report.rows.append(Row(scenario=title, target="(failed)", verdict="ERROR"))
                 report.details.append(f"- **{title} failed**: {type(exc).__name__}: {exc}")
                 print(f"bench: {title} failed: {exc!r}", flush=True)

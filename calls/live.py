@@ -113,7 +113,7 @@ class _Heartbeat:
                 {"type": "calls.status", "html": render_status(status), "versions": versions},
             )
             return True
-        except Exception as exc:  # any store or layer failure
+        except Exception as exc:  # noqa: BLE001 - any store or layer failure: the watch goes on
             log.warning("could not publish the live status: %s", exc)
             return False
 
@@ -348,7 +348,7 @@ class Watcher:
                 if state.version and await store.published(org_id) is None:
                     log.warning("the live store lost organization %s; republishing", org_id)
                     state.dirty = True
-        except Exception as exc:  # Redis down: the next heartbeat checks again
+        except Exception as exc:  # noqa: BLE001 - Redis down: the next heartbeat checks again
             log.warning("could not check the live store: %s", exc)
 
     # -- loop --
@@ -424,7 +424,7 @@ class Watcher:
                 message = await self.layer.receive(WATCHER_CHANNEL)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the layer is down (Redis restarting)
+            except Exception as exc:  # noqa: BLE001 - the layer is down (Redis restarting)
                 failures += 1
                 log.warning("cannot receive Call Events from the channel layer: %s", exc)
                 await asyncio.sleep(backoff(failures))  # polling carries on meanwhile
@@ -503,7 +503,7 @@ async def watch(
     while not stop.is_set():
         try:
             acquired = await lock.acquire()
-        except Exception as exc:  # Redis is down: nobody can hold the lock
+        except Exception as exc:  # noqa: BLE001 - Redis is down: nobody can hold the lock
             log.warning("cannot reach the watcher lock: %s", exc)
             acquired = False
         if not acquired:

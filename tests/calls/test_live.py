@@ -134,7 +134,8 @@ async def test_a_new_watcher_removes_the_rows_its_predecessor_left(
     assert f'<tr id="call-{gone.id}" hx-swap-oob="delete"' in message["html"]
     assert kept.id not in message["html"]  # unchanged for the screens: not sent again
     _, rows = await store.snapshot(await acme_id())
-    assert len(rows) == 1 and kept.id in rows[0]
+    assert len(rows) == 1
+    assert kept.id in rows[0]
 
 
 async def test_only_one_watcher_holds_the_lock_and_another_takes_over_when_it_expires() -> None:

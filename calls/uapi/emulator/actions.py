@@ -116,18 +116,20 @@ class PhoneCallActions(EmulatorBase):
         elif action is Action.TRANSFER_TO_VOICEMAIL:
             self._to_voicemail(call, view, payload.get("sendCallTo"), org_id)
         elif action in (Action.START_RECORDING, Action.STOP_RECORDING):
-            fmt = payload.get("format")
-            if fmt is not None and fmt not in RECORDING_FORMATS:
-                raise bad_request(
-                    ErrorCode.PC_FORMAT_INVALID,
-                    "Invalid format. It must be one of " + ", ".join(RECORDING_FORMATS) + ".",
-                )
-            if action is Action.START_RECORDING:
-                view.recording = view.recording or now()
-            else:
-                view.recording = None
+            self._record(view, action, payload.get("format"))
         call.changed()
         return call, uri_ext
+
+    def _record(self, view: View, action: Action, fmt: Any) -> None:
+        if fmt is not None and fmt not in RECORDING_FORMATS:
+            raise bad_request(
+                ErrorCode.PC_FORMAT_INVALID,
+                "Invalid format. It must be one of " + ", ".join(RECORDING_FORMATS) + ".",
+            )
+        if action is Action.START_RECORDING:
+            view.recording = view.recording or now()
+        else:
+            view.recording = None
 
     def _view_for(self, call: Call, action: Action, view_id: Any) -> View:
         if isinstance(view_id, int) and not isinstance(view_id, bool):

@@ -296,14 +296,22 @@ def _filter(request: Request, calls: list[Call]) -> list[Call]:
     if value is None or value == "":
         raise bad_request(ErrorCode.FILTERVALUE_INVALID, "Invalid filterValue. It is missing.")
     if by == "id":
-        if op == "equals":
-            return [c for c in calls if c.id == value]
-        if op == "inArray":
-            ids = {v.strip() for v in value.split(",")}
-            return [c for c in calls if c.id in ids]
-        raise bad_request(
-            ErrorCode.FILTEROP_INVALID, "Invalid filterOp. For id it must be equals or inArray."
-        )
+        return _filter_by_id(calls, op, value)
+    return _filter_by_published(calls, op, value)
+
+
+def _filter_by_id(calls: list[Call], op: str, value: str) -> list[Call]:
+    if op == "equals":
+        return [c for c in calls if c.id == value]
+    if op == "inArray":
+        ids = {v.strip() for v in value.split(",")}
+        return [c for c in calls if c.id in ids]
+    raise bad_request(
+        ErrorCode.FILTEROP_INVALID, "Invalid filterOp. For id it must be equals or inArray."
+    )
+
+
+def _filter_by_published(calls: list[Call], op: str, value: str) -> list[Call]:
     try:
         moment = _parse_date(value)
     except ValueError:

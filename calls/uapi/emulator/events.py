@@ -147,13 +147,14 @@ class EventSender:
         )
 
     async def _work(self) -> None:
-        assert self._queue is not None and self._client is not None
+        assert self._queue is not None
+        assert self._client is not None
         queue, client = self._queue, self._client
         while True:
             delivery = await queue.get()
             try:
                 await self._deliver(client, delivery)
-            except Exception as exc:  # a worker must survive anything a receiver does
+            except Exception as exc:  # noqa: BLE001 - a worker survives anything a receiver does
                 self.failed += 1
                 self._record(delivery, "error", f"{type(exc).__name__}: {exc}")
             finally:

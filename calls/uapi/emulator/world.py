@@ -174,53 +174,89 @@ def build_world(data: Mapping[str, Any]) -> World:
             user_id = str(user["id"])
             numbers: list[str] = []
             for ext in user.get("extensions", []):
-                number = str(ext["number"])
-                if not number.startswith(prefix + "*"):
-                    raise ScenarioError(f"extension {number} is not under prefix {prefix}")
-                try:
-                    ext_type = ExtensionType(ext["type"])
-                except ValueError as exc:
-                    raise ScenarioError(f"extension {number}: unknown type {ext['type']}") from exc
-                is_phone = ext_type is ExtensionType.PHONE_TERMINAL
-                extensions[number] = Extension(
-                    number=number,
-                    type=ext_type,
-                    label=str(ext.get("label", number)),
-                    caller_id=str(ext.get("callerId", f"{ext.get('label', number)} <{number}>")),
-                    user_id=user_id,
-                    organization_id=org_id,
-                    pickup_delay=float(ext.get("pickupDelay", 1.0)),
-                    # Assumption: phone terminals have a mailbox unless the scenario says not.
-                    voicemail=bool(ext.get("voicemail", is_phone)),
-                    did=ext.get("did"),
-                    agent=str(ext.get("userAgent", Extension.agent)),
-                )
-                numbers.append(number)
+                extension = _extension(ext, prefix, user_id, org_id)
+                extensions[extension.number] = extension
+                numbers.append(extension.number)
             users[user_id] = User(user_id, str(user.get("name", user_id)), org_id, tuple(numbers))
             user_ids.append(user_id)
         queue_numbers: list[str] = []
         for q in org.get("queues", []):
-            number = str(q["extension"])
-            if extensions.get(number) is None or extensions[number].type is not ExtensionType.QUEUE:
-                raise ScenarioError(f"queue {number} is not a phoneQueue extension")
-            agents = tuple(str(a) for a in q.get("agents", []))
-            for agent in agents:
-                if agent not in extensions or not extensions[agent].is_phone:
-                    raise ScenarioError(f"queue {number}: agent {agent} is not a phone terminal")
-            queues[number] = Queue(
-                extension=number,
-                organization_id=org_id,
-                agents=agents,
-                arrivals_per_minute=float(q.get("arrivalsPerMinute", 0)),
-                talk_seconds=_pair(q.get("talkSeconds"), (60.0, 180.0), "talkSeconds"),
-                patience_seconds=_pair(q.get("patienceSeconds"), (30.0, 120.0), "patienceSeconds"),
-                ring_seconds=float(q.get("ringSeconds", DEFAULT_QUEUE_RING_SECONDS)),
-            )
-            queue_numbers.append(number)
+            queue = _queue(q, org_id, extensions)
+            queues[queue.extension] = queue
+            queue_numbers.append(queue.extension)
         organizations[org_id] = Organization(
             org_id, str(org["name"]), prefix, tuple(user_ids), tuple(queue_numbers)
         )
+    accounts = _accounts(sp_id, sp_name, organizations, users, extensions)
+    apps = _apps(data, accounts)
+    callers = tuple(str(n) for n in data.get("callerNumbers", [])) or ("+14155550100",)
+    return World(
+        name=str(data.get("name", "scenario")),
+        seed=int(data.get("seed", 0)),
+        speed=float(data.get("speed", 1.0)),
+        service_provider_id=sp_id,
+        service_provider_name=sp_name,
+        organizations=organizations,
+        users=users,
+        extensions=extensions,
+        queues=queues,
+        apps=apps,
+        accounts=accounts,
+        caller_numbers=callers,
+        raw=data,
+    )
 
+
+def _extension(ext: Mapping[str, Any], prefix: str, user_id: str, org_id: str) -> Extension:
+    number = str(ext["number"])
+    if not number.startswith(prefix + "*"):
+        raise ScenarioError(f"extension {number} is not under prefix {prefix}")
+    try:
+        ext_type = ExtensionType(ext["type"])
+    except ValueError as exc:
+        raise ScenarioError(f"extension {number}: unknown type {ext['type']}") from exc
+    is_phone = ext_type is ExtensionType.PHONE_TERMINAL
+    return Extension(
+        number=number,
+        type=ext_type,
+        label=str(ext.get("label", number)),
+        caller_id=str(ext.get("callerId", f"{ext.get('label', number)} <{number}>")),
+        user_id=user_id,
+        organization_id=org_id,
+        pickup_delay=float(ext.get("pickupDelay", 1.0)),
+        # Assumption: phone terminals have a mailbox unless the scenario says not.
+        voicemail=bool(ext.get("voicemail", is_phone)),
+        did=ext.get("did"),
+        agent=str(ext.get("userAgent", Extension.agent)),
+    )
+
+
+def _queue(q: Mapping[str, Any], org_id: str, extensions: Mapping[str, Extension]) -> Queue:
+    number = str(q["extension"])
+    if extensions.get(number) is None or extensions[number].type is not ExtensionType.QUEUE:
+        raise ScenarioError(f"queue {number} is not a phoneQueue extension")
+    agents = tuple(str(a) for a in q.get("agents", []))
+    for agent in agents:
+        if agent not in extensions or not extensions[agent].is_phone:
+            raise ScenarioError(f"queue {number}: agent {agent} is not a phone terminal")
+    return Queue(
+        extension=number,
+        organization_id=org_id,
+        agents=agents,
+        arrivals_per_minute=float(q.get("arrivalsPerMinute", 0)),
+        talk_seconds=_pair(q.get("talkSeconds"), (60.0, 180.0), "talkSeconds"),
+        patience_seconds=_pair(q.get("patienceSeconds"), (30.0, 120.0), "patienceSeconds"),
+        ring_seconds=float(q.get("ringSeconds", DEFAULT_QUEUE_RING_SECONDS)),
+    )
+
+
+def _accounts(
+    sp_id: str,
+    sp_name: str,
+    organizations: Mapping[str, Organization],
+    users: Mapping[str, User],
+    extensions: Mapping[str, Extension],
+) -> dict[str, Account]:
     accounts: dict[str, Account] = {
         sp_id: Account(
             sp_id,
@@ -247,7 +283,10 @@ def build_world(data: Mapping[str, Any]) -> World:
         )
     if len(accounts) != 1 + len(organizations) + len(users):
         raise ScenarioError("account ids (service provider, organizations, users) must be unique")
+    return accounts
 
+
+def _apps(data: Mapping[str, Any], accounts: Mapping[str, Account]) -> dict[str, App]:
     apps: dict[str, App] = {}
     for app in data.get("apps", []):
         account = str(app["account"])
@@ -259,19 +298,4 @@ def build_world(data: Mapping[str, Any]) -> World:
             account,
             int(app.get("tokenLifetime", DEFAULT_TOKEN_LIFETIME)),
         )
-    callers = tuple(str(n) for n in data.get("callerNumbers", [])) or ("+14155550100",)
-    return World(
-        name=str(data.get("name", "scenario")),
-        seed=int(data.get("seed", 0)),
-        speed=float(data.get("speed", 1.0)),
-        service_provider_id=sp_id,
-        service_provider_name=sp_name,
-        organizations=organizations,
-        users=users,
-        extensions=extensions,
-        queues=queues,
-        apps=apps,
-        accounts=accounts,
-        caller_numbers=callers,
-        raw=data,
-    )
+    return apps

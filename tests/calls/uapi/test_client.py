@@ -145,7 +145,8 @@ async def test_create_simple_call_returns_the_new_call_and_a_refusal_has_its_cod
     )
     assert call.id in emulator.calls
     assert call.extension == "0001*024"
-    assert call.self_link is not None and call.self_link.endswith(f"/0001*024/{call.id}")
+    assert call.self_link is not None
+    assert call.self_link.endswith(f"/0001*024/{call.id}")
     with pytest.raises(UapiRejected) as caught:
         await uapi.create_simple_call(
             extension="0001*100", source=["0001*024"], destination=["+14155550123"]
@@ -220,7 +221,9 @@ async def test_concurrent_requests_wait_for_one_token(
         await asyncio.gather(*(client.list_calls_page() for _ in range(5)))
     assert recorder.tokens() == 1
     bearers = recorder.bearers("GET")
-    assert len(bearers) == 5 and len(set(bearers)) == 1 and bearers[0].startswith("Bearer ")
+    assert len(bearers) == 5
+    assert len(set(bearers)) == 1
+    assert bearers[0].startswith("Bearer ")
 
 
 @pytest.mark.parametrize(
@@ -444,7 +447,8 @@ async def test_list_calls_keeps_what_its_parse_makes_of_each_entry(
 
     assert second[still.id] is first[still.id]
     assert second[moving.id] is not first[moving.id]
-    assert second[moving.id].answered is not None and first[moving.id].answered is None
+    assert second[moving.id].answered is not None
+    assert first[moving.id].answered is None
 
 
 async def test_an_entry_its_parse_cannot_read_is_skipped(

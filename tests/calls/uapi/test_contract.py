@@ -112,7 +112,8 @@ async def test_the_spec_example_barges_in_and_the_new_view_goes_on_call(
     assert joined.caller_id == SPEC_CALLER_ID
     assert joined.id != own.id
     still = await made.current(call.id)
-    assert still is not None and still.view(own.id) is not None  # the original leg stays
+    assert still is not None
+    assert still.view(own.id) is not None  # the original leg stays
 
 
 async def test_omitted_caller_id_defaults_to_the_phone_terminals(
@@ -342,7 +343,8 @@ async def test_pages_follow_next_and_list_calls_collects_them_all(
         )
         pages += 1
         assert len(page.calls) <= page_size
-        assert page.total is not None and page.total >= len(ours)
+        assert page.total is not None
+        assert page.total >= len(ours)
         seen.extend(page.calls)
         start += page_size
         if page.next_url is None:
@@ -410,7 +412,8 @@ async def test_call_events_are_posted_form_encoded_with_the_phone_call_id(
         assert delivery.fields["CallFlow"] == "IN"
         assert delivery.fields["CallerIDNum"] == number
         assert delivery.fields["CallerIDName"] == name
-    assert dial_in.fields["CallID"] and dial_in.fields["CallID"] == hangup.fields["CallID"]
+    assert dial_in.fields["CallID"]
+    assert dial_in.fields["CallID"] == hangup.fields["CallID"]
     assert dial_in.fields["CallStatus"] == "CALLING"
     assert hangup.fields["CallStatus"] == "ANSWER"
 

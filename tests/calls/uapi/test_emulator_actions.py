@@ -64,14 +64,18 @@ async def test_a_barge_in_rings_then_joins_the_call(
     ringing = emulator.calls[call_id].to_json(BASE)["phoneCallView"][2]
     assert ringing["id"] == "02"
     assert ringing["extension"] == "0001*201"
-    assert ringing["source"] == ["0001*024"] and ringing["destination"] == ["0001*201"]
-    assert ringing["status"] == 3 and "ringing" in ringing and "answered" not in ringing
+    assert ringing["source"] == ["0001*024"]
+    assert ringing["destination"] == ["0001*201"]
+    assert ringing["status"] == 3
+    assert "ringing" in ringing
+    assert "answered" not in ringing
     assert ringing["callerId"] == "John Doe <42420042>"
     assert ringing["flow"] == 2
     await wait_until(lambda: emulator.calls[call_id].views["02"].status == 5)
     listed = (await http.get(f"{AGENT_URL}/{call_id}", headers=auth)).json()
     joined = listed["entry"][0]["phoneCallView"][2]
-    assert joined["status"] == 5 and "answered" in joined
+    assert joined["status"] == 5
+    assert "answered" in joined
     assert emulator.rings[-1]["outcome"] == "answered"
 
 
@@ -265,12 +269,17 @@ async def test_hold_park_and_recording_set_their_view_fields(
     views = (await http.get(f"{AGENT_URL}/{call_id}", headers=auth)).json()["entry"][0][
         "phoneCallView"
     ]
-    assert "onHold" in views[1] and views[1]["holder"] == 1 and "recording" in views[1]
-    assert views[0]["parkedPos"] == 1 and views[0]["parkedBy"] == "0001*201"
+    assert "onHold" in views[1]
+    assert views[1]["holder"] == 1
+    assert "recording" in views[1]
+    assert views[0]["parkedPos"] == 1
+    assert views[0]["parkedBy"] == "0001*201"
     await put(http, auth, call_id, {"action": "OffHold", "phoneCallViewId": "01"})
     await put(http, auth, call_id, {"action": "StopRecording", "phoneCallViewId": "01"})
     view = emulator.calls[call_id].views["01"]
-    assert view.on_hold is None and view.holder is None and view.recording is None
+    assert view.on_hold is None
+    assert view.holder is None
+    assert view.recording is None
 
 
 async def test_park_and_recording_refuse_bad_values(
@@ -312,7 +321,8 @@ async def test_pick_up_takes_a_ringing_call(
     assert response.status_code == 202
     await wait_until(lambda: "01" not in call.views)
     picked = call.views["02"]
-    assert picked.extension == "0001*024" and picked.status == 5
+    assert picked.extension == "0001*024"
+    assert picked.status == 5
     assert call.answered is not None
 
 

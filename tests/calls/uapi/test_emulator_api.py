@@ -235,7 +235,8 @@ async def test_a_call_by_id_answers_the_envelope_with_one_entry(
     assert body["totalResults"] == 1
     entry = body["entry"][0]
     assert entry["id"] == call["id"]
-    assert len(entry["id"]) == 20 and int(entry["id"], 16) >= 0
+    assert len(entry["id"]) == 20
+    assert int(entry["id"], 16) >= 0
     assert entry["links"]["self"] == f"{BASE}/uapi/phoneCalls/11/0001*100/{call['id']}"
     view = entry["phoneCallView"][0]
     assert view == {
@@ -253,14 +254,16 @@ async def test_a_call_by_id_answers_the_envelope_with_one_entry(
 async def test_paging_gives_next_and_prev_links(http: httpx.AsyncClient, auth: dict) -> None:
     await http.post("/_emulator/calls", json={"queue": "0001*100", "count": 5, "autoAnswer": False})
     first = (await http.get(CALLS, params={"count": 2}, headers=auth)).json()
-    assert first["totalResults"] == 5 and len(first["entry"]) == 2
+    assert first["totalResults"] == 5
+    assert len(first["entry"]) == 2
     assert "prev" not in first
     assert first["next"].startswith(f"{BASE}/uapi/phoneCalls/@me/@self?")
     second = (await http.get(first["next"], headers=auth)).json()
     assert second["startIndex"] == 2
     assert "startIndex=0" in second["prev"]
     third = (await http.get(second["next"], headers=auth)).json()
-    assert len(third["entry"]) == 1 and "next" not in third
+    assert len(third["entry"]) == 1
+    assert "next" not in third
     ids = [e["id"] for page in (first, second, third) for e in page["entry"]]
     assert len(set(ids)) == 5
 
@@ -424,7 +427,8 @@ async def test_presence_follows_the_phone(
 ) -> None:
     url = "/uapi/extensions/@me/0001*201/presence"
     idle = (await http.get(url, headers=auth)).json()
-    assert idle["status"] == 1 and idle["registration"][0]["registration"] == 1
+    assert idle["status"] == 1
+    assert idle["registration"][0]["registration"] == 1
     call = emulator.create_call("0001*100")
     assert (await http.get(url, headers=auth)).json()["status"] == 2  # ringing
     emulator.answer_call(call.id)
@@ -447,7 +451,9 @@ async def test_phone_call_events_can_be_created_listed_updated_and_deleted(
     )
     assert created.status_code == 200
     event = created.json()
-    assert event["type"] == 0 and event["method"] == 1 and event["status"] == 1
+    assert event["type"] == 0
+    assert event["method"] == 1
+    assert event["status"] == 1
     listed = (await http.get(f"{url}/0", headers=auth)).json()
     assert [e["id"] for e in listed["entry"]] == [event["id"]]
     updated = await http.put(f"{url}/0/{event['id']}", json={"status": "0"}, headers=auth)
@@ -506,7 +512,8 @@ async def test_the_control_api_creates_many_calls_and_resets(
     http: httpx.AsyncClient, auth: dict
 ) -> None:
     made = await http.post("/_emulator/calls", json={"queue": "0002*100", "count": 50})
-    assert made.status_code == 201 and len(made.json()) == 50
+    assert made.status_code == 201
+    assert len(made.json()) == 50
     state = (await http.get("/_emulator/state")).json()
     assert state["calls"]["byOrganization"] == {"1": 0, "2": 50}
     await http.post("/_emulator/reset")
@@ -523,11 +530,13 @@ async def test_the_control_api_answers_a_call_with_a_chosen_agent(
     assert answered.status_code == 200
     assert "answered" in body
     agent_view = body["phoneCallView"][1]
-    assert agent_view["extension"] == "0001*203" and agent_view["status"] == 5
+    assert agent_view["extension"] == "0001*203"
+    assert agent_view["status"] == 5
     assert body["phoneCallView"][0]["status"] == 5
     assert (await http.delete(f"/_emulator/calls/{call['id']}")).status_code == 204
     gone = await http.delete(f"/_emulator/calls/{call['id']}")
-    assert gone.status_code == 404 and gone.json()["error"]["code"] == "not_found"
+    assert gone.status_code == 404
+    assert gone.json()["error"]["code"] == "not_found"
 
 
 async def test_the_control_api_refuses_an_unknown_queue(http: httpx.AsyncClient) -> None:

@@ -148,4 +148,5 @@ async def test_a_disabled_registration_receives_nothing(
     )
     assert response.json()["status"] == 0
     emulator.create_call("0001*100", auto=False)
-    assert emulator.events.pending() == 0 and list(emulator.events.log) == []
+    assert emulator.events.pending() == 0
+    assert list(emulator.events.log) == []

@@ -50,7 +50,8 @@ async def test_a_call_is_offered_answered_and_ends_after_its_talk_time() -> None
     emu = Emulator(small_world(), speed=50)
     call = emu.create_call("0001*100", talk_seconds=5)
     assert call.views["00"].status == 4
-    assert call.views["01"].extension == "0001*201" and call.views["01"].status == 3
+    assert call.views["01"].extension == "0001*201"
+    assert call.views["01"].status == 3
     await wait_until(lambda: call.answered is not None)  # 1 s pickup = 20 ms
     assert call.views["00"].status == call.views["01"].status == 5
     await wait_until(lambda: call.id not in emu.calls)  # 5 s talk = 100 ms
