@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
@@ -8,28 +8,47 @@ from django.http import HttpRequest
 
 from .models import BargeInAttempt, Extension, Organization, Supervisor, Wallboard
 
+# django-stubs makes the admin and form classes generic in their model; Django's own classes
+# take no parameters at run time, so the parameters exist for the type checker only.
+if TYPE_CHECKING:
+    _ExtensionInline = admin.TabularInline[Extension, Organization]
+    _OrganizationAdmin = admin.ModelAdmin[Organization]
+    _ExtensionAdmin = admin.ModelAdmin[Extension]
+    _SupervisorForm = forms.ModelForm[Supervisor]
+    _SupervisorAdmin = admin.ModelAdmin[Supervisor]
+    _WallboardAdmin = admin.ModelAdmin[Wallboard]
+    _BargeInAttemptAdmin = admin.ModelAdmin[BargeInAttempt]
+else:
+    _ExtensionInline = admin.TabularInline
+    _OrganizationAdmin = admin.ModelAdmin
+    _ExtensionAdmin = admin.ModelAdmin
+    _SupervisorForm = forms.ModelForm
+    _SupervisorAdmin = admin.ModelAdmin
+    _WallboardAdmin = admin.ModelAdmin
+    _BargeInAttemptAdmin = admin.ModelAdmin
 
-class ExtensionInline(admin.TabularInline):
+
+class ExtensionInline(_ExtensionInline):
     model = Extension
     extra = 0
     fields = ("number", "type", "label", "caller_id")
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(_OrganizationAdmin):
     list_display = ("name", "voipnow_id", "extension_prefix")
     search_fields = ("name", "voipnow_id", "extension_prefix")
     inlines = [ExtensionInline]
 
 
 @admin.register(Extension)
-class ExtensionAdmin(admin.ModelAdmin):
+class ExtensionAdmin(_ExtensionAdmin):
     list_display = ("number", "label", "type", "organization", "caller_id")
     list_filter = ("organization", "type")
     search_fields = ("number", "label")
 
 
-class SupervisorForm(forms.ModelForm):
+class SupervisorForm(_SupervisorForm):
     class Meta:
         model = Supervisor
         fields = ("user", "organization", "phones", "default_caller_id", "default_wait_for_pickup")
@@ -46,7 +65,7 @@ class SupervisorForm(forms.ModelForm):
 
 
 @admin.register(Supervisor)
-class SupervisorAdmin(admin.ModelAdmin):
+class SupervisorAdmin(_SupervisorAdmin):
     form = SupervisorForm
     list_display = ("user", "organization", "phone_numbers", "default_caller_id")
     list_filter = ("organization",)
@@ -59,7 +78,7 @@ class SupervisorAdmin(admin.ModelAdmin):
 
 
 @admin.register(Wallboard)
-class WallboardAdmin(admin.ModelAdmin):
+class WallboardAdmin(_WallboardAdmin):
     list_display = ("name", "organization", "enabled", "url")
     list_filter = ("organization", "enabled")
     filter_horizontal = ("queues",)
@@ -71,7 +90,7 @@ class WallboardAdmin(admin.ModelAdmin):
 
 
 @admin.register(BargeInAttempt)
-class BargeInAttemptAdmin(admin.ModelAdmin):
+class BargeInAttemptAdmin(_BargeInAttemptAdmin):
     """Read-only: an audit that can be edited is no audit."""
 
     list_display = (
@@ -94,8 +113,12 @@ class BargeInAttemptAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(
+        self, request: HttpRequest, obj: BargeInAttempt | None = None
+    ) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(
+        self, request: HttpRequest, obj: BargeInAttempt | None = None
+    ) -> bool:
         return False

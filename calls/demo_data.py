@@ -23,7 +23,8 @@ DEMO_SUPERVISORS = {
 
 
 def load_scenario(path: Path = SCENARIO) -> dict[str, Any]:
-    return json.loads(path.read_text())
+    scenario: dict[str, Any] = json.loads(path.read_text())
+    return scenario
 
 
 @transaction.atomic

@@ -57,7 +57,7 @@ def org_group(org_id: int) -> str:
 def backoff(failures: int, *, first: float = 1.0, cap: float = BACKOFF_MAX) -> float:
     """Seconds to wait after ``failures`` failures in a row: doubling from ``first`` up to
     ``cap``, with ±20% jitter so that processes that failed together do not retry together."""
-    return min(cap, first * 2 ** min(max(failures, 1) - 1, 16)) * random.uniform(0.8, 1.2)
+    return min(cap, first * 2.0 ** min(max(failures, 1) - 1, 16)) * random.uniform(0.8, 1.2)
 
 
 @dataclass
