@@ -13,7 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from calls import live, store
-from calls.models import Wallboard
+from calls.models import Supervisor, Wallboard
 from calls.rows import render_status
 from calls.selectors import supervisor_of
 
@@ -25,7 +25,8 @@ SNAPSHOT_CHUNK = 256 * 1024
 log = logging.getLogger(__name__)
 
 
-class RelayConsumer(AsyncWebsocketConsumer):
+# channels ships no type information: its consumer base class types as Any.
+class RelayConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     """A websocket consumer whose handlers never touch the database after connecting.
 
     Channels closes stale database connections before every message it dispatches, with a
@@ -109,7 +110,7 @@ class LiveCallsConsumer(_LiveConsumer):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             return None
-        supervisor = await database_sync_to_async(supervisor_of)(user)
+        supervisor: Supervisor | None = await database_sync_to_async(supervisor_of)(user)
         return supervisor.organization_id if supervisor else None
 
 
@@ -119,7 +120,8 @@ class WallboardConsumer(_LiveConsumer):
 
     async def organization_for(self) -> int | None:
         token = self.scope["url_route"]["kwargs"]["token"]
-        return await database_sync_to_async(_wallboard_org)(token)
+        org_id: int | None = await database_sync_to_async(_wallboard_org)(token)
+        return org_id
 
 
 def _wallboard_org(token: str) -> int | None:
