@@ -22,7 +22,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy calls dashboard
+	$(BIN)/mypy calls dashboard tests bench
 
 pytest: install
 	$(BIN)/pytest

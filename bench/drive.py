@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,9 @@ ACME_QUEUES = ("0001*100", "0001*101")
 # queue ever has more calls talking than it has agents.
 ANSWER_LAG = 2
 HANGUP_LAG = 4
+
+# One timed change: a coroutine function, so that it can be started as a task at its tick.
+Op = Callable[[], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -59,10 +62,10 @@ async def hang_up(http: httpx.AsyncClient, call_id: str, driven: Driven) -> bool
     return True
 
 
-async def _at_rate(ops: list[Callable[[], Awaitable[Any]]], rate: float, limit: float) -> None:
+async def _at_rate(ops: list[Op], rate: float, limit: float) -> None:
     """Start each op at its tick (not after the previous one ends) and wait for all of them."""
     start = time.perf_counter() + 0.05
-    tasks = []
+    tasks: list[asyncio.Task[None]] = []
     for i, op in enumerate(ops):
         delay = start + i / rate - time.perf_counter()
         if delay > 0:
@@ -132,7 +135,7 @@ async def drive_calls(
         for k in range(calls)
     ]
 
-    ops: list[Callable[[], Awaitable[None]]] = []
+    ops: list[Op] = []
     for k in range(calls + hangup_lag):
         if k < calls:
             ops.append(lives[k].create)
@@ -152,7 +155,7 @@ async def drive_baseline(layer: Any, fragment: str, *, rate: float, duration: fl
     """
     driven = Driven()
 
-    def send(i: int) -> Callable[[], Awaitable[None]]:
+    def send(i: int) -> Op:
         async def op() -> None:
             call_id = f"bench-{i}"
             html = fragment.replace("{id}", call_id)

@@ -8,6 +8,7 @@ import re
 import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -155,9 +156,11 @@ async def test_restarting_the_daphne_processes_ends_with_every_screen_resynced(
     expected = live_ids(stack)
     assert changed in expected
     for screen, seen in zip(screens, snapshots, strict=True):
-        await screen.until(
-            lambda s, seen=seen: s.snapshots > seen and set(s.rows) == expected, 30, "a resync"
-        )
+
+        def resynced(s: Screen, seen: int = seen) -> bool:
+            return s.snapshots > seen and set(s.rows) == expected
+
+        await screen.until(resynced, 30, "a resync")
     assert all(re.fullmatch(r"[0-9a-f]+", i) for i in expected)
 
 
@@ -167,7 +170,12 @@ def test_a_watcher_stops_cleanly_on_sigterm_and_frees_the_lock(stack: Stack) -> 
     name = active_watcher(stack)
     proc = stack.procs.running[name]
     store = redis.Redis.from_url(stack.redis_url)
-    wait_for(lambda: len(store.keys("*watcher-leader*")) == 1, 10, "the active watcher's lock")
+
+    def leader_locks() -> list[bytes]:
+        # redis-py types its blocking client's replies as possibly awaitable.
+        return cast(list[bytes], store.keys("*watcher-leader*"))
+
+    wait_for(lambda: len(leader_locks()) == 1, 10, "the active watcher's lock")
 
     stack.stop(name, signal.SIGTERM)
 

@@ -40,12 +40,14 @@ def barge(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
-async def put(http: httpx.AsyncClient, auth: dict, call_id: str, body: Any) -> httpx.Response:
+async def put(
+    http: httpx.AsyncClient, auth: dict[str, str], call_id: str, body: Any
+) -> httpx.Response:
     return await http.put(f"{AGENT_URL}/{call_id}", json=body, headers=auth)
 
 
 async def test_a_barge_in_is_accepted_with_202_and_the_spec_body(
-    http: httpx.AsyncClient, auth: dict, call_id: str
+    http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     response = await put(http, auth, call_id, barge())
     assert response.status_code == 202
@@ -57,7 +59,7 @@ async def test_a_barge_in_is_accepted_with_202_and_the_spec_body(
 
 
 async def test_a_barge_in_rings_then_joins_the_call(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     emulator.set_phone("0001*024", pickup_delay=0.2)
     await put(http, auth, call_id, barge())
@@ -80,7 +82,7 @@ async def test_a_barge_in_rings_then_joins_the_call(
 
 
 async def test_a_barge_in_that_is_not_picked_up_is_removed_after_wait_for_pickup(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     emulator.set_phone("0001*024", answers=False)
     await put(http, auth, call_id, barge(waitForPickup=0.2))
@@ -91,7 +93,7 @@ async def test_a_barge_in_that_is_not_picked_up_is_removed_after_wait_for_pickup
 
 
 async def test_the_caller_id_defaults_to_the_phone_terminal_s(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     await put(http, auth, call_id, barge(callerId=None, waitForPickup=None))
     ring = emulator.rings[-1]
@@ -100,7 +102,7 @@ async def test_the_caller_id_defaults_to_the_phone_terminal_s(
 
 
 async def test_the_ring_log_shows_one_ring_per_request(
-    http: httpx.AsyncClient, auth: dict, call_id: str
+    http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     await put(http, auth, call_id, barge())
     await put(http, auth, call_id, barge(sendCallTo="025"))
@@ -114,7 +116,7 @@ async def test_the_ring_log_shows_one_ring_per_request(
 
 
 async def test_it_accepts_a_short_send_call_to_and_self_with_the_call_id(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     response = await http.put(
         f"/uapi/phoneCalls/@me/@self/{call_id}", json=barge(sendCallTo="024"), headers=auth
@@ -125,7 +127,7 @@ async def test_it_accepts_a_short_send_call_to_and_self_with_the_call_id(
 
 
 async def test_it_refuses_a_send_call_to_of_another_organization(
-    http: httpx.AsyncClient, auth: dict, call_id: str
+    http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     response = await put(http, auth, call_id, barge(sendCallTo="0002*024"))
     assert response.status_code == 400
@@ -134,7 +136,7 @@ async def test_it_refuses_a_send_call_to_of_another_organization(
 
 @pytest.mark.parametrize("send_to", [None, "", "0001*100", "0001*500", "0001*999", "+1555", 7])
 async def test_it_refuses_a_send_call_to_that_is_not_a_phone_terminal(
-    http: httpx.AsyncClient, auth: dict, call_id: str, send_to: Any
+    http: httpx.AsyncClient, auth: dict[str, str], call_id: str, send_to: Any
 ) -> None:
     body = barge()
     body["sendCallTo"] = send_to
@@ -149,7 +151,7 @@ async def test_it_refuses_a_send_call_to_that_is_not_a_phone_terminal(
     ["John Doe", "<42420042>", "John Doe <abc>", "John_Doe <123>", "", 42, "John Doe <12+3>"],
 )
 async def test_it_refuses_a_malformed_caller_id(
-    http: httpx.AsyncClient, auth: dict, call_id: str, caller_id: Any
+    http: httpx.AsyncClient, auth: dict[str, str], call_id: str, caller_id: Any
 ) -> None:
     response = await put(http, auth, call_id, barge(callerId=caller_id))
     assert error_code(response) == "pc_callerid_invalid"
@@ -159,14 +161,14 @@ async def test_it_refuses_a_malformed_caller_id(
     "caller_id", ["John Doe <+3334444>", "Mary-Ann O'Neil Jr. <*55>", "Desk 2 <0001024>"]
 )
 async def test_it_accepts_well_formed_caller_ids(
-    http: httpx.AsyncClient, auth: dict, call_id: str, caller_id: str
+    http: httpx.AsyncClient, auth: dict[str, str], call_id: str, caller_id: str
 ) -> None:
     assert (await put(http, auth, call_id, barge(callerId=caller_id))).status_code == 202
 
 
 @pytest.mark.parametrize("wait", ["0", 0, -5, "abc", True, "", [20]])
 async def test_it_refuses_a_wait_for_pickup_that_is_not_a_positive_number(
-    http: httpx.AsyncClient, auth: dict, call_id: str, wait: Any
+    http: httpx.AsyncClient, auth: dict[str, str], call_id: str, wait: Any
 ) -> None:
     response = await put(http, auth, call_id, barge(waitForPickup=wait))
     assert error_code(response) == "pc_timeout_invalid"
@@ -174,7 +176,7 @@ async def test_it_refuses_a_wait_for_pickup_that_is_not_a_positive_number(
 
 @pytest.mark.parametrize("view", [None, "09", "", 1.5])
 async def test_it_refuses_a_view_that_is_not_in_the_call(
-    http: httpx.AsyncClient, auth: dict, call_id: str, view: Any
+    http: httpx.AsyncClient, auth: dict[str, str], call_id: str, view: Any
 ) -> None:
     body = barge(phoneCallViewId=view)
     if view is None:
@@ -184,7 +186,7 @@ async def test_it_refuses_a_view_that_is_not_in_the_call(
 
 
 async def test_it_refuses_a_phone_call_id_that_is_unknown_or_not_alphanumeric(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     other = emulator.create_call("0001*101", auto=False)  # not involving 0001*201
     for bad in ("0123456789abcdef0123", "abc-def", other.id):
@@ -194,7 +196,7 @@ async def test_it_refuses_a_phone_call_id_that_is_unknown_or_not_alphanumeric(
 
 
 async def test_it_refuses_an_unknown_action(
-    http: httpx.AsyncClient, auth: dict, call_id: str
+    http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     for action in ("Bargeln", None, "bargein"):
         response = await put(http, auth, call_id, barge(action=action))
@@ -204,7 +206,7 @@ async def test_it_refuses_an_unknown_action(
 
 
 async def test_validation_follows_the_documented_order(
-    http: httpx.AsyncClient, auth: dict, call_id: str
+    http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     everything_wrong = {
         "action": "BargeIn",
@@ -231,7 +233,7 @@ async def test_validation_follows_the_documented_order(
 
 
 async def test_a_refused_request_never_rings(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     await put(http, auth, call_id, barge(sendCallTo="0002*024"))
     await put(http, auth, call_id, barge(waitForPickup="0"))
@@ -240,7 +242,7 @@ async def test_a_refused_request_never_rings(
 
 
 async def test_whisper_accepts_private_and_refuses_a_non_boolean(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     ok = await put(http, auth, call_id, barge(action="Whisper", private=True))
     bad = await put(http, auth, call_id, barge(action="Whisper", private="maybe"))
@@ -251,14 +253,14 @@ async def test_whisper_accepts_private_and_refuses_a_non_boolean(
 
 
 async def test_monitor_rings_like_a_barge_in(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     assert (await put(http, auth, call_id, barge(action="Monitor"))).status_code == 202
     assert emulator.rings[-1]["action"] == "Monitor"
 
 
 async def test_hold_park_and_recording_set_their_view_fields(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     for body in (
         {"action": "OnHold", "phoneCallViewId": "01"},
@@ -283,7 +285,7 @@ async def test_hold_park_and_recording_set_their_view_fields(
 
 
 async def test_park_and_recording_refuse_bad_values(
-    http: httpx.AsyncClient, auth: dict, call_id: str
+    http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     park = await put(
         http, auth, call_id, {"action": "Park", "phoneCallViewId": "00", "maxInParking": "0"}
@@ -296,7 +298,7 @@ async def test_park_and_recording_refuse_bad_values(
 
 
 async def test_unpark_rings_and_clears_the_parking(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     emulator.set_phone("0001*024", pickup_delay=0.05)
     await put(http, auth, call_id, {"action": "Park", "phoneCallViewId": "00"})
@@ -307,7 +309,7 @@ async def test_unpark_rings_and_clears_the_parking(
 
 
 async def test_pick_up_takes_a_ringing_call(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     emulator.set_phone("0001*201", answers=False)
     emulator.set_phone("0001*024", pickup_delay=0.05)
@@ -327,7 +329,7 @@ async def test_pick_up_takes_a_ringing_call(
 
 
 async def test_transfer_refuses_a_bad_destination_and_sends_to_a_public_number(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     bad = await put(
         http, auth, call_id, {"action": "Transfer", "phoneCallViewId": "01", "sendCallTo": "x*1"}
@@ -346,7 +348,7 @@ async def test_transfer_refuses_a_bad_destination_and_sends_to_a_public_number(
 
 
 async def test_transfer_to_voicemail_needs_a_mailbox(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     no_box = await put(
         http, auth, call_id, {"action": "TransferToVoicemail", "phoneCallViewId": "00"}
@@ -359,7 +361,7 @@ async def test_transfer_to_voicemail_needs_a_mailbox(
 
 
 async def test_an_action_without_a_call_id_applies_to_all_calls_of_the_extension(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     response = await http.put(AGENT_URL, json={"action": "OnHold"}, headers=auth)
     assert response.status_code == 202
@@ -370,7 +372,7 @@ async def test_an_action_without_a_call_id_applies_to_all_calls_of_the_extension
 
 
 async def test_a_call_that_ends_cancels_its_ringing_barge_in(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict, call_id: str
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
     emulator.set_phone("0001*024", answers=False)
     await put(http, auth, call_id, barge())

@@ -4,12 +4,14 @@ Presence, PhoneCallEvents management and the common errors."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 
 from calls.uapi.emulator import Emulator
+from calls.uapi.emulator.world import App
 from tests.support.waiting import wait_until
 
 from .conftest import BASE, get_token
@@ -17,11 +19,19 @@ from .conftest import BASE, get_token
 CALLS = "/uapi/phoneCalls/@me/@self"
 
 
+def register_alice_app(emulator: Emulator) -> None:
+    """Register the app ``alice-app`` to Alice, user 12 (the world's apps are read-only)."""
+    alice_app = App("alice-app", "alice-app-secret", "12")
+    emulator.world = replace(emulator.world, apps={**emulator.world.apps, "alice-app": alice_app})
+
+
 def error_code(response: httpx.Response) -> str:
     return str(response.json()["error"]["code"])
 
 
-async def new_call(http: httpx.AsyncClient, queue: str = "0001*100", **extra: Any) -> dict:
+async def new_call(
+    http: httpx.AsyncClient, queue: str = "0001*100", **extra: Any
+) -> dict[str, Any]:
     response = await http.post("/_emulator/calls", json={"queue": queue, **extra})
     assert response.status_code == 201, response.text
     return response.json()
@@ -114,7 +124,7 @@ async def test_a_token_expires_after_the_lifetime_set_by_the_control_api(
     assert error_code(expired) == "access_denied"
 
 
-async def test_revoked_tokens_are_refused(http: httpx.AsyncClient, auth: dict) -> None:
+async def test_revoked_tokens_are_refused(http: httpx.AsyncClient, auth: dict[str, str]) -> None:
     revoked = await http.post("/_emulator/tokens/revoke")
     assert revoked.json()["revoked"] >= 1
     assert (await http.get(CALLS, headers=auth)).status_code == 401
@@ -125,7 +135,7 @@ async def test_revoked_tokens_are_refused(http: httpx.AsyncClient, auth: dict) -
 
 @pytest.mark.parametrize("prefix", ["/uapi", "/unifiedapi"])
 async def test_both_prefixes_list_the_same_calls(
-    http: httpx.AsyncClient, auth: dict, prefix: str
+    http: httpx.AsyncClient, auth: dict[str, str], prefix: str
 ) -> None:
     call = await new_call(http)
     response = await http.get(f"{prefix}/phoneCalls/@me/@self", headers=auth)
@@ -135,7 +145,7 @@ async def test_both_prefixes_list_the_same_calls(
 
 @pytest.mark.parametrize("user", ["abc", "999", "-1"])
 async def test_it_refuses_an_unknown_user_id(
-    http: httpx.AsyncClient, auth: dict, user: str
+    http: httpx.AsyncClient, auth: dict[str, str], user: str
 ) -> None:
     response = await http.get(f"/uapi/phoneCalls/{user}/@self", headers=auth)
     assert response.status_code == 400
@@ -146,9 +156,7 @@ async def test_it_refuses_a_user_id_above_the_token_account(
     emulator: Emulator, http: httpx.AsyncClient
 ) -> None:
     # An app registered to Alice (user 12) cannot speak for the organization or for Bob.
-    emulator.world.apps["alice-app"] = type(emulator.world.apps["demo-app"])(
-        "alice-app", "alice-app-secret", "12"
-    )
+    register_alice_app(emulator)
     headers = {"Authorization": f"Bearer {await get_token(http, 'alice-app')}"}
     for user in ("1", "22", "100"):
         response = await http.get(f"/uapi/phoneCalls/{user}/@self", headers=headers)
@@ -159,9 +167,7 @@ async def test_it_refuses_a_user_id_above_the_token_account(
 async def test_a_user_app_sees_only_its_own_extensions(
     emulator: Emulator, http: httpx.AsyncClient
 ) -> None:
-    emulator.world.apps["alice-app"] = type(emulator.world.apps["demo-app"])(
-        "alice-app", "alice-app-secret", "12"
-    )
+    register_alice_app(emulator)
     headers = {"Authorization": f"Bearer {await get_token(http, 'alice-app')}"}
     await new_call(http)
     agent = await http.get("/uapi/phoneCalls/@me/0001*201", headers=headers)
@@ -171,7 +177,7 @@ async def test_a_user_app_sees_only_its_own_extensions(
 
 
 async def test_it_refuses_an_extension_that_does_not_exist(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     for ext in ("0001*999", "garbage", "0009*100"):
         response = await http.get(f"/uapi/phoneCalls/@me/{ext}", headers=auth)
@@ -180,7 +186,7 @@ async def test_it_refuses_an_extension_that_does_not_exist(
 
 
 async def test_owner_resolves_to_the_user_owning_the_extension(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     call = await new_call(http)
     response = await http.get("/uapi/phoneCalls/@owner/0001*100", headers=auth)
@@ -188,7 +194,7 @@ async def test_owner_resolves_to_the_user_owning_the_extension(
 
 
 async def test_a_numeric_user_id_below_the_token_account_is_accepted(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     await new_call(http, "0001*100")
     await new_call(http, "0002*100")
@@ -199,7 +205,7 @@ async def test_a_numeric_user_id_below_the_token_account_is_accepted(
 
 
 async def test_unknown_paths_under_the_prefix_are_not_implemented(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     for path in ("/uapi/cdr", "/unifiedapi/faxes/@me/0001*024", "/uapi/phoneCalls/@me/callback"):
         method = "POST" if path.endswith("callback") else "GET"
@@ -212,21 +218,23 @@ async def test_unknown_paths_under_the_prefix_are_not_implemented(
 
 
 async def test_the_list_answers_204_when_nothing_matches(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     response = await http.get(CALLS, headers=auth)
     assert response.status_code == 204
     assert response.content == b""
 
 
-async def test_an_unknown_call_id_answers_204(http: httpx.AsyncClient, auth: dict) -> None:
+async def test_an_unknown_call_id_answers_204(
+    http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
     await new_call(http)
     response = await http.get(f"{CALLS}/0123456789abcdef0123", headers=auth)
     assert response.status_code == 204
 
 
 async def test_a_call_by_id_answers_the_envelope_with_one_entry(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     call = await new_call(http, autoAnswer=False)
     await new_call(http)
@@ -251,7 +259,9 @@ async def test_a_call_by_id_answers_the_envelope_with_one_entry(
     assert "answered" not in entry  # null fields are omitted, never null
 
 
-async def test_paging_gives_next_and_prev_links(http: httpx.AsyncClient, auth: dict) -> None:
+async def test_paging_gives_next_and_prev_links(
+    http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
     await http.post("/_emulator/calls", json={"queue": "0001*100", "count": 5, "autoAnswer": False})
     first = (await http.get(CALLS, params={"count": 2}, headers=auth)).json()
     assert first["totalResults"] == 5
@@ -269,7 +279,7 @@ async def test_paging_gives_next_and_prev_links(http: httpx.AsyncClient, auth: d
 
 
 async def test_calls_are_ordered_by_published_and_can_be_reversed(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     made = await http.post(
         "/_emulator/calls", json={"queue": "0001*100", "count": 3, "autoAnswer": False}
@@ -297,7 +307,7 @@ async def test_calls_are_ordered_by_published_and_can_be_reversed(
     ],
 )
 async def test_it_refuses_bad_list_parameters(
-    http: httpx.AsyncClient, auth: dict, params: dict, code: str
+    http: httpx.AsyncClient, auth: dict[str, str], params: dict[str, str], code: str
 ) -> None:
     await new_call(http)
     response = await http.get(CALLS, params=params, headers=auth)
@@ -306,7 +316,7 @@ async def test_it_refuses_bad_list_parameters(
 
 
 async def test_fields_keeps_only_the_asked_fields_and_always_the_id(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     await new_call(http)
     response = await http.get(CALLS, params={"fields": "published,ownerName"}, headers=auth)
@@ -314,7 +324,7 @@ async def test_fields_keeps_only_the_asked_fields_and_always_the_id(
     assert set(entry) == {"id", "published", "ownerName"}
 
 
-async def test_filter_by_id_and_in_array(http: httpx.AsyncClient, auth: dict) -> None:
+async def test_filter_by_id_and_in_array(http: httpx.AsyncClient, auth: dict[str, str]) -> None:
     made = await http.post(
         "/_emulator/calls", json={"queue": "0001*100", "count": 3, "autoAnswer": False}
     )
@@ -329,7 +339,7 @@ async def test_filter_by_id_and_in_array(http: httpx.AsyncClient, auth: dict) ->
     assert [e["id"] for e in two.json()["entry"]] == [a, c]
 
 
-async def test_filter_by_published(http: httpx.AsyncClient, auth: dict) -> None:
+async def test_filter_by_published(http: httpx.AsyncClient, auth: dict[str, str]) -> None:
     call = await new_call(http, autoAnswer=False)
     since = {"filterBy": "published", "filterValue": call["published"]}
     before = {**since, "filterOp": "lessThan"}
@@ -342,7 +352,7 @@ async def test_filter_by_published(http: httpx.AsyncClient, auth: dict) -> None:
 # --------------------------------------------------------------------------- Delete PhoneCalls
 
 
-async def test_delete_hangs_up_a_call(http: httpx.AsyncClient, auth: dict) -> None:
+async def test_delete_hangs_up_a_call(http: httpx.AsyncClient, auth: dict[str, str]) -> None:
     call = await new_call(http, autoAnswer=False)
     response = await http.delete(f"{CALLS}/{call['id']}", headers=auth)
     assert response.status_code == 200
@@ -352,7 +362,7 @@ async def test_delete_hangs_up_a_call(http: httpx.AsyncClient, auth: dict) -> No
 
 
 async def test_delete_refuses_a_phone_number_not_in_the_call(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     call = await new_call(http, autoAnswer=False)
     response = await http.delete(
@@ -363,7 +373,7 @@ async def test_delete_refuses_a_phone_number_not_in_the_call(
 
 
 async def test_delete_with_a_phone_number_hangs_up_only_that_leg(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     call = await new_call(http, autoAnswer=False)
     await http.post(f"/_emulator/calls/{call['id']}/answer", json={"agent": "0001*201"})
@@ -385,7 +395,7 @@ async def test_delete_with_a_phone_number_hangs_up_only_that_leg(
 
 
 async def test_queue_agents_lists_and_sets_agent_status(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     url = "/uapi/extensions/@me/0001*100/queue/agents"
     listed = (await http.get(url, headers=auth)).json()
@@ -400,7 +410,9 @@ async def test_queue_agents_lists_and_sets_agent_status(
     assert call.offered_to == "0001*201"  # idle the longest, and online
 
 
-async def test_queue_agents_refuses_bad_input(http: httpx.AsyncClient, auth: dict) -> None:
+async def test_queue_agents_refuses_bad_input(
+    http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
     url = "/uapi/extensions/@me/0001*100/queue/agents"
     bad_status = await http.put(f"{url}/0001*201", json={"status": "7"}, headers=auth)
     bad_agent = await http.put(f"{url}/0001*204", json={"status": "1"}, headers=auth)
@@ -423,7 +435,7 @@ async def test_a_paused_agent_is_not_offered_calls(emulator: Emulator) -> None:
 
 
 async def test_presence_follows_the_phone(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     url = "/uapi/extensions/@me/0001*201/presence"
     idle = (await http.get(url, headers=auth)).json()
@@ -441,7 +453,7 @@ async def test_presence_follows_the_phone(
 
 
 async def test_phone_call_events_can_be_created_listed_updated_and_deleted(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     url = "/uapi/extensions/@me/0001*100/phoneCallEvents"
     created = await http.post(
@@ -478,7 +490,7 @@ async def test_phone_call_events_can_be_created_listed_updated_and_deleted(
     ],
 )
 async def test_phone_call_events_refuse_bad_input(
-    http: httpx.AsyncClient, auth: dict, body: dict, code: str
+    http: httpx.AsyncClient, auth: dict[str, str], body: dict[str, Any], code: str
 ) -> None:
     response = await http.post(
         "/uapi/extensions/@me/0001*201/phoneCallEvents", json=body, headers=auth
@@ -488,7 +500,7 @@ async def test_phone_call_events_refuse_bad_input(
 
 
 async def test_phone_call_events_refuse_self_and_unsupported_extension_types(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     body = {"type": "0", "method": "0", "url": "http://h.test/"}
     on_self = await http.post("/uapi/extensions/@me/@self/phoneCallEvents", json=body, headers=auth)
@@ -509,7 +521,7 @@ async def test_phone_call_events_refuse_self_and_unsupported_extension_types(
 
 
 async def test_the_control_api_creates_many_calls_and_resets(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     made = await http.post("/_emulator/calls", json={"queue": "0002*100", "count": 50})
     assert made.status_code == 201

@@ -39,7 +39,7 @@ def receiver(seen: list[dict[str, Any]], delay: float = 0.0) -> Starlette:
 
 
 async def register(
-    http: httpx.AsyncClient, auth: dict, ext: str, event_type: int, method: int, url: str
+    http: httpx.AsyncClient, auth: dict[str, str], ext: str, event_type: int, method: int, url: str
 ) -> None:
     response = await http.post(
         EVENTS.format(ext=ext),
@@ -50,7 +50,7 @@ async def register(
 
 
 async def test_events_are_posted_form_encoded_and_got_with_a_query_string(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     seen: list[dict[str, Any]] = []
     async with serving(receiver(seen)) as url:
@@ -81,7 +81,7 @@ async def test_events_are_posted_form_encoded_and_got_with_a_query_string(
 
 
 async def test_a_barge_in_ring_is_the_supervisor_s_outgoing_call(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     seen: list[dict[str, Any]] = []
     emulator.set_phone("0001*024", answers=False)
@@ -109,7 +109,7 @@ async def test_a_barge_in_ring_is_the_supervisor_s_outgoing_call(
 
 
 async def test_a_dead_or_slow_receiver_does_not_slow_list_phone_calls(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     seen: list[dict[str, Any]] = []
     dead = f"http://127.0.0.1:{free_port()}/hook"
@@ -127,7 +127,7 @@ async def test_a_dead_or_slow_receiver_does_not_slow_list_phone_calls(
 
 
 async def test_deliveries_beyond_the_queue_are_dropped_and_counted(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     emulator.events.queue_size = 5
     await register(http, auth, "0001*100", 0, 1, f"http://127.0.0.1:{free_port()}/hook")
@@ -139,7 +139,7 @@ async def test_deliveries_beyond_the_queue_are_dropped_and_counted(
 
 
 async def test_a_disabled_registration_receives_nothing(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     response = await http.post(
         EVENTS.format(ext="0001*100"),

@@ -21,7 +21,7 @@ async def add_fault(http: httpx.AsyncClient, **spec: object) -> int:
 
 
 async def test_latency_delays_the_answer_for_the_next_n_requests(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     emulator.create_call("0001*100", auto=False)
     await add_fault(http, path="/uapi/phoneCalls", kind="latency", seconds=0.5, times=1)
@@ -34,7 +34,7 @@ async def test_latency_delays_the_answer_for_the_next_n_requests(
 
 
 async def test_status_answers_the_uapi_error_body_on_both_prefixes(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     await add_fault(http, path="/uapi/phoneCalls", kind="status", status=503)
     for prefix in ("/uapi", "/unifiedapi"):
@@ -47,7 +47,7 @@ async def test_status_answers_the_uapi_error_body_on_both_prefixes(
 
 
 async def test_a_fault_can_be_limited_to_a_method(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     await add_fault(http, path="/uapi/phoneCalls", method="PUT", kind="status", status=500)
     assert (await http.get(CALLS, headers=auth)).status_code == 204
@@ -56,14 +56,14 @@ async def test_a_fault_can_be_limited_to_a_method(
     assert put.status_code == 500
 
 
-async def test_timeout_never_answers(http: httpx.AsyncClient, auth: dict) -> None:
+async def test_timeout_never_answers(http: httpx.AsyncClient, auth: dict[str, str]) -> None:
     await add_fault(http, path="/uapi", kind="timeout")
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(http.get(CALLS, headers=auth), 0.3)
 
 
 async def test_drop_is_a_transport_error_and_the_request_still_happened(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     call = emulator.create_call("0001*100", auto=False)
     emulator.answer_call(call.id, "0001*201")
@@ -75,7 +75,7 @@ async def test_drop_is_a_transport_error_and_the_request_still_happened(
 
 
 async def test_malformed_answers_200_with_a_body_that_is_not_json(
-    http: httpx.AsyncClient, auth: dict
+    http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     await add_fault(http, path="/uapi/phoneCalls", kind="malformed")
     response = await http.get(CALLS, headers=auth)
@@ -85,7 +85,7 @@ async def test_malformed_answers_200_with_a_body_that_is_not_json(
 
 
 async def test_truncated_answers_half_of_the_real_json(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     emulator.create_call("0001*100", auto=False)
     whole = (await http.get(CALLS, headers=auth)).content

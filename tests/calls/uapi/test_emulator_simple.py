@@ -20,7 +20,7 @@ def body(**view: Any) -> dict[str, Any]:
 
 
 async def test_the_source_rings_then_the_destination_answers_then_the_call_ends(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     emulator.speed = 20
     response = await http.post(
@@ -41,7 +41,7 @@ async def test_the_source_rings_then_the_destination_answers_then_the_call_ends(
 
 
 async def test_an_unanswered_source_ends_the_call_after_wait_for_pickup(
-    emulator: Emulator, http: httpx.AsyncClient, auth: dict
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
     emulator.speed = 20
     emulator.set_phone("0001*024", answers=False)
@@ -78,7 +78,7 @@ async def test_an_unanswered_source_ends_the_call_after_wait_for_pickup(
 async def test_each_invalid_field_has_its_code(
     emulator: Emulator,
     http: httpx.AsyncClient,
-    auth: dict,
+    auth: dict[str, str],
     user: str,
     payload: dict[str, Any],
     query: str,
