@@ -13,10 +13,16 @@ from django.db import models
 
 from calls.uapi.wire import DEFAULT_WAIT_FOR_PICKUP, EXTENSION_TYPE_LABELS, ExtensionType
 
-# "Name <number>": what VoipNow accepts as a UAPI-Caller-Id (e.g. "John Doe <+3334444>").
-CALLER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .'\-]*\s*<\+?[0-9*]+>$")
+# "Name <number>", no looser than VoipNow: the Data Types grammar has letters, digits, "<",
+# ">", "+" and "*" and no punctuation, and 4PSA's own client checks ^[A-Za-z\s]+<[0-9*+]+>$.
+# Spaces only (no tabs or line breaks), and \Z, since $ also matches before a final newline.
+CALLER_ID_RE = re.compile(r"^[A-Za-z][A-Za-z ]*<[0-9*+]+>\Z")
+CALLER_ID_HELP = (
+    "Name <number>: a name in letters and spaces, then the number (digits, + or *) in angle "
+    "brackets, e.g. John Doe <+3334444>"
+)
 caller_id_validator = RegexValidator(
-    CALLER_ID_RE, "Enter a caller ID of the form Name <number>, e.g. John Doe <+3334444>."
+    CALLER_ID_RE, f"Enter a caller ID of the form {CALLER_ID_HELP}."
 )
 
 

@@ -19,7 +19,7 @@ from calls.exceptions import (
     VoipNowRejected,
     VoipNowUnavailable,
 )
-from calls.models import CALLER_ID_RE, BargeInAttempt, Extension
+from calls.models import CALLER_ID_HELP, CALLER_ID_RE, BargeInAttempt, Extension
 from calls.selectors import BargeTarget, LiveCall, barge_target, supervisor_of
 from calls.uapi.client import UapiClient
 from calls.uapi.errors import UapiRejected, UapiUnavailable, describe_code
@@ -99,7 +99,7 @@ def _parse_caller_id(raw: str | None) -> str | None:
     if not value:
         return None
     if not CALLER_ID_RE.match(value):
-        raise BadInput("The caller ID must look like Name <number>, e.g. John Doe <+3334444>.")
+        raise BadInput(f"The caller ID must look like {CALLER_ID_HELP}.")
     return value
 
 
