@@ -169,6 +169,9 @@ UAPI_CLIENT_SECRET = os.environ.get("UAPI_CLIENT_SECRET", "demo-secret")
 CALLBOARD_POLL_INTERVAL = _env_float("CALLBOARD_POLL_INTERVAL", 2.0)
 # Register Call Events on the watched extensions and refresh as soon as one arrives.
 CALLBOARD_CALL_EVENTS = _env_bool("CALLBOARD_CALL_EVENTS", True)
+# While Call Events arrive, reconciliation polls are this far apart (they only catch what an
+# event missed): a good citizen of the PBX.
+CALLBOARD_EVENTS_POLL_INTERVAL = _env_float("CALLBOARD_EVENTS_POLL_INTERVAL", 15.0)
 # Where VoipNow can reach this dashboard's hook endpoint.
 CALLBOARD_PUBLIC_URL = os.environ.get("CALLBOARD_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 CALLBOARD_HOOK_SECRET = os.environ.get("CALLBOARD_HOOK_SECRET") or _persistent_secret("hook-secret")
