@@ -96,12 +96,21 @@ class _Heartbeat:
     def due(self) -> bool:
         return time.monotonic() - self.sent_at >= HEARTBEAT_EVERY
 
-    async def beat(self, state: str, versions: dict[str, int], error: str = "") -> bool:
-        """Store the status and broadcast it when due; True when it was broadcast.
+    async def beat(
+        self,
+        state: str,
+        versions: dict[str, int],
+        error: str = "",
+        uapi: dict[str, int] | None = None,
+    ) -> bool:
+        """Store the status (with ``uapi``, the request counts) and broadcast it when due;
+        True when it was broadcast.
 
         Never raises: with Redis down the heartbeat is lost and the watch goes on.
         """
         status = self._next(state, error)
+        if uapi is not None:
+            status["uapi"] = uapi
         broadcast = status["state"] != self.status["state"] or self.due()
         self.status = status
         try:
@@ -385,7 +394,13 @@ class Watcher:
 
     async def _beat(self, state: str, error: str = "") -> None:
         versions = {str(o): s.version for o, s in self._orgs.items() if s.version}
-        if await self._heartbeat.beat(state, versions, error):
+        budget = self.uapi.budget
+        usage = (
+            {"requests_last_minute": budget.last_minute(), "limit_per_minute": budget.per_minute}
+            if budget
+            else None
+        )
+        if await self._heartbeat.beat(state, versions, error, usage):
             await self._check_store()
 
     async def _check_store(self) -> None:

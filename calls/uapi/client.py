@@ -17,6 +17,7 @@ import httpx
 
 from . import paths
 from .auth import ClientCredentials
+from .budget import RequestBudget
 from .envelope import Collection, read_collection
 from .errors import (
     UapiAuthError,
@@ -68,8 +69,10 @@ class UapiClient:
         deadline: float = DEFAULT_DEADLINE,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        budget: RequestBudget | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.budget = budget
         # Each request, its token fetch included, must be answered within this many seconds.
         self.deadline = deadline
         self._auth = ClientCredentials(
@@ -101,8 +104,12 @@ class UapiClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        paced: bool = True,
     ) -> tuple[int, Any]:
         """Send one request; answer ``(status, parsed JSON or None)`` for any 2xx.
+
+        ``paced`` requests wait for the request budget, if the client has one; the others
+        (the ones a person is waiting for: PhoneCall actions, hang-ups) are only counted.
 
         Nothing is retried here (the token's own retry aside, see ClientCredentials): a PUT
         that timed out may have rung a phone.
@@ -111,6 +118,11 @@ class UapiClient:
         request too), UapiAuthError (token refused twice, or the app's credentials refused),
         UapiRejected (any other 4xx, with its UAPI code).
         """
+        if self.budget is not None:
+            if paced:
+                await self.budget.spend()
+            else:
+                self.budget.count()
         request = self._http.build_request(method, path, params=params, json=json)
         try:
             async with asyncio.timeout(self.deadline):
@@ -130,7 +142,9 @@ class UapiClient:
                 f"VoipNow could not be reached ({exc.__class__.__name__})."
             ) from exc
         status = response.status_code
-        if status >= 500:
+        # 501 request_not_implemented is a refusal, not an outage: this server does not do
+        # that request, and asking again later gets the same answer.
+        if status >= 500 and status != 501:
             code, message = error_of(response)
             raise UapiUnavailable(
                 f"VoipNow failed ({status}{', ' + code if code else ''}). {message}".strip(),
@@ -322,7 +336,7 @@ class UapiClient:
         VoipNow refuses it, UapiUnavailable when it could not be asked or did not answer.
         """
         path = paths.phone_call(user_id, extension, call_id)
-        _, body = await self._request("PUT", path, json=action.to_json())
+        _, body = await self._request("PUT", path, json=action.to_json(), paced=False)
         if body is None:
             return UpdatedCall(id=call_id, extension=extension)
         try:
@@ -337,7 +351,7 @@ class UapiClient:
     ) -> bool:
         """DELETE the call; True when VoipNow hung something up."""
         path = paths.phone_call(user_id, extension, call_id)
-        status, _ = await self._request("DELETE", path)
+        status, _ = await self._request("DELETE", path, paced=False)
         return status != 204
 
     # ---- PhoneCallEvents ---------------------------------------------------------------
