@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from calls.call_events import CallEventRegistration, watched_extensions
@@ -52,7 +53,8 @@ class Command(BaseCommand):
                     continue
                 for event in await uapi.list_call_events(extension=number):
                     if registration.is_ours(event):
+                        shown = event.url.replace(settings.CALLBOARD_HOOK_SECRET, "<secret>")
                         self.stdout.write(
-                            f"{number} type {event.type} {event.id} -> {event.url}"
+                            f"{number} type {event.type} {event.id} -> {shown}"
                             f"{'' if event.status == 1 else ' (disabled)'}"
                         )
