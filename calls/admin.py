@@ -6,7 +6,14 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import BargeInAttempt, Extension, Organization, Supervisor, Wallboard
+from .models import (
+    BargeInAttempt,
+    EventRegistration,
+    Extension,
+    Organization,
+    Supervisor,
+    Wallboard,
+)
 
 # django-stubs makes the admin and form classes generic in their model; Django's own classes
 # take no parameters at run time, so the parameters exist for the type checker only.
@@ -41,11 +48,43 @@ class OrganizationAdmin(_OrganizationAdmin):
     inlines = [ExtensionInline]
 
 
+class EventRegistrationInline(admin.TabularInline):
+    """Which Call Events VoipNow sends for this extension, as the watcher last found them."""
+
+    model = EventRegistration
+    extra = 0
+    fields = ("type", "state", "voipnow_id", "code", "message", "checked_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Extension)
 class ExtensionAdmin(_ExtensionAdmin):
     list_display = ("number", "label", "type", "organization", "caller_id")
     list_filter = ("organization", "type")
     search_fields = ("number", "label")
+
+    def get_inlines(self, request: HttpRequest, obj: Extension | None) -> list[type[Any]]:
+        # A new extension has no registrations yet; the watcher makes them.
+        return [EventRegistrationInline] if obj is not None else []
+
+
+@admin.register(EventRegistration)
+class EventRegistrationAdmin(admin.ModelAdmin):
+    """Written by the watcher; here to be read."""
+
+    list_display = ("extension", "type", "state", "code", "message", "checked_at")
+    list_filter = ("state", "type", "extension__organization")
+    search_fields = ("extension__number", "code")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class SupervisorForm(_SupervisorForm):

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from django.conf import settings
 
+from calls.uapi.budget import RequestBudget
 from calls.uapi.client import UapiClient
 
 # One client per event loop: an httpx.AsyncClient must not be shared across loops, and
@@ -27,7 +28,10 @@ def uapi_client() -> UapiClient:
     client = _clients.get(loop)
     if client is None:
         client = UapiClient(
-            settings.UAPI_BASE_URL, settings.UAPI_CLIENT_ID, settings.UAPI_CLIENT_SECRET
+            settings.UAPI_BASE_URL,
+            settings.UAPI_CLIENT_ID,
+            settings.UAPI_CLIENT_SECRET,
+            budget=RequestBudget(settings.CALLBOARD_UAPI_MAX_PER_MINUTE),
         )
         _clients[loop] = client
     return client

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import random
 import time
 from collections.abc import Iterable
@@ -30,7 +31,7 @@ from calls.rows import Directory, render_gone, render_row, render_status
 from calls.selectors import LiveCall, LiveView
 from calls.store import LeaderLock, LiveStatus
 from calls.uapi.client import UapiClient
-from calls.uapi.errors import UapiError
+from calls.uapi.errors import UapiError, UapiRejected
 from calls.uapi.types import PhoneCall
 
 log = logging.getLogger(__name__)
@@ -95,12 +96,21 @@ class _Heartbeat:
     def due(self) -> bool:
         return time.monotonic() - self.sent_at >= HEARTBEAT_EVERY
 
-    async def beat(self, state: str, versions: dict[str, int], error: str = "") -> bool:
-        """Store the status and broadcast it when due; True when it was broadcast.
+    async def beat(
+        self,
+        state: str,
+        versions: dict[str, int],
+        error: str = "",
+        uapi: dict[str, int] | None = None,
+    ) -> bool:
+        """Store the status (with ``uapi``, the request counts) and broadcast it when due;
+        True when it was broadcast.
 
         Never raises: with Redis down the heartbeat is lost and the watch goes on.
         """
         status = self._next(state, error)
+        if uapi is not None:
+            status["uapi"] = uapi
         broadcast = status["state"] != self.status["state"] or self.due()
         self.status = status
         try:
@@ -172,10 +182,14 @@ class Watcher:
         poll_interval: float,
         call_events: bool,
         hook_url: str | None = None,
+        events_poll_interval: float | None = None,
     ) -> None:
         self.uapi = uapi
         self.layer = channel_layer
         self.poll_interval = poll_interval
+        # While Call Events arrive they carry the changes, and polling only reconciles.
+        self.events_poll_interval = max(poll_interval, events_poll_interval or poll_interval)
+        self._last_event = -math.inf
         self.registration = (
             CallEventRegistration(uapi, hook_url) if call_events and hook_url else None
         )
@@ -189,7 +203,7 @@ class Watcher:
         self._fetch_seq = 0
         self._touched: dict[str, int] = {}
         self._wake = asyncio.Event()
-        self._pending_ids: set[str] = set()
+        self._pending = _Pending()
         self._heartbeat = _Heartbeat(channel_layer)
         self._memo = _ListingMemo()
 
@@ -262,9 +276,52 @@ class Watcher:
         self._fetch_seq += 1
         seq = self._fetch_seq
         found = await asyncio.gather(*(self.uapi.get_call(i) for i in ids))
+        await self._apply_some(dict(zip(ids, found, strict=True)), seq)
+
+    async def refresh_extensions(self, numbers: Iterable[str]) -> None:
+        """Refresh the calls of the named extensions (after Call Events that carry no UAPI
+        call id): list each extension's calls, and look up the calls it had that it no longer
+        lists. Falls back to one full poll when that is cheaper or VoipNow will not list by
+        extension. Raises UapiError."""
+        exts = sorted(set(numbers))
+        if not exts:
+            return
+        if len(exts) > TARGETED_LIMIT:
+            await self.refresh_all()
+            return
+        self._fetch_seq += 1
+        seq = self._fetch_seq
+        try:
+            listed = await asyncio.gather(*(self.uapi.list_calls(extension=e) for e in exts))
+        except UapiRejected as exc:
+            log.info("cannot list calls by extension (%s): polling everything", exc.code)
+            await self.refresh_all()
+            return
+        found: dict[str, PhoneCall | None] = {c.id: c for calls in listed for c in calls}
+        gone = sorted(self._calls_involving(exts) - found.keys())
+        if len(gone) > TARGETED_LIMIT:
+            await self.refresh_all()
+            return
+        looked_up = await asyncio.gather(*(self.uapi.get_call(i) for i in gone))
+        found.update(zip(gone, looked_up, strict=True))
+        await self._apply_some(found, seq)
+
+    def _calls_involving(self, numbers: Iterable[str]) -> set[str]:
+        wanted = set(numbers)
+        return {
+            call.id
+            for state in self._orgs.values()
+            for call in state.calls.values()
+            if call.extension in wanted
+            or any(v.extension in wanted or wanted.intersection(v.source) for v in call.views)
+        }
+
+    async def _apply_some(self, found: dict[str, PhoneCall | None], seq: int) -> None:
+        """Publish what a targeted fetch (number ``seq``) found: each call as it is now, or
+        None for a call that has ended."""
         async with self._apply_lock:
             changes: dict[int, dict[str, PhoneCall | None]] = {}
-            for call_id, call in zip(ids, found, strict=True):
+            for call_id, call in found.items():
                 self._touched[call_id] = seq
                 org_id = self._org_holding(call_id, call)
                 if org_id is not None:
@@ -337,7 +394,13 @@ class Watcher:
 
     async def _beat(self, state: str, error: str = "") -> None:
         versions = {str(o): s.version for o, s in self._orgs.items() if s.version}
-        if await self._heartbeat.beat(state, versions, error):
+        budget = self.uapi.budget
+        usage = (
+            {"requests_last_minute": budget.last_minute(), "limit_per_minute": budget.per_minute}
+            if budget
+            else None
+        )
+        if await self._heartbeat.beat(state, versions, error, usage):
             await self._check_store()
 
     async def _check_store(self) -> None:
@@ -353,15 +416,25 @@ class Watcher:
 
     # -- loop --
 
-    def call_event(self, call_id: str | None) -> None:
-        """A Call Event arrived: refresh that call soon (or everything when it has no id)."""
-        self._pending_ids.add(call_id or "*")
+    def call_event(self, call_id: str | None, extensions: Iterable[str] = ()) -> None:
+        """A Call Event arrived: refresh the call it names soon; without a UAPI call id (an
+        ordinary inbound call on VoipNow 3.x), the extensions it names; without either,
+        everything."""
+        self._last_event = time.monotonic()
+        self._pending.add(call_id, extensions)
         self._wake.set()
+
+    def _poll_interval(self) -> float:
+        events_flowing = time.monotonic() - self._last_event < self.events_poll_interval
+        return self.events_poll_interval if events_flowing else self.poll_interval
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll and refresh until ``stop`` is set; never raises for a bad or absent VoipNow."""
         await self.load_directory()
         listener = asyncio.create_task(self._listen_for_events()) if self.layer else None
+        registering = (
+            asyncio.create_task(self.registration.run(stop)) if self.registration else None
+        )
         failures = 0
         next_poll = 0.0
         try:
@@ -385,36 +458,36 @@ class Watcher:
                     next_poll = 0.0
                 await self._sleep(stop, wait, coalesce=failures == 0)
         finally:
-            if listener:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+            for task in (listener, registering):
+                if task:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     async def _cycle(self, next_poll: float) -> float:
-        """One turn: register Call Events if due, then a poll, a targeted refresh or a
-        heartbeat. Returns when the next poll is due. Raises UapiError."""
-        if self.registration and not self.registration.done:
-            await self.registration.ensure()
-        if time.monotonic() >= next_poll or "*" in self._pending_ids:
-            self._pending_ids.clear()
+        """One turn: a poll, a refresh of what Call Events named, or a heartbeat. Returns when
+        the next poll is due. Raises UapiError."""
+        pending, self._pending = self._pending, _Pending()
+        if time.monotonic() >= next_poll or pending.everything:
             await self.refresh_all()
-            return time.monotonic() + self.poll_interval
-        if self._pending_ids:
-            ids, self._pending_ids = self._pending_ids, set()
-            await self.refresh_calls(ids)
-        elif self._heartbeat.due():
+            return time.monotonic() + self._poll_interval()
+        if pending.ids:
+            await self.refresh_calls(pending.ids)
+        if pending.extensions:
+            await self.refresh_extensions(pending.extensions)
+        if not pending and self._heartbeat.due():
             await self._beat("ok")
         return next_poll
 
     async def _sleep(self, stop: asyncio.Event, wait: float, *, coalesce: bool) -> None:
         """Wait until the next poll, a Call Event or ``stop``; after an event, give its
         siblings the coalescing window to arrive."""
-        if self._pending_ids:
+        if self._pending:
             return
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_first(self._wake, stop), timeout=min(wait, HEARTBEAT_EVERY))
-        if self._pending_ids and coalesce:
+        if self._pending and coalesce:
             await asyncio.sleep(COALESCE_WINDOW)
 
     async def _listen_for_events(self) -> None:
@@ -431,7 +504,27 @@ class Watcher:
                 continue
             failures = 0
             if message.get("type") == "call.event":
-                self.call_event(message.get("call_id"))
+                self.call_event(message.get("call_id"), message.get("extensions") or ())
+
+
+@dataclass
+class _Pending:
+    """What Call Events asked to refresh since the last turn."""
+
+    ids: set[str] = field(default_factory=set)
+    extensions: set[str] = field(default_factory=set)
+    everything: bool = False
+
+    def add(self, call_id: str | None, extensions: Iterable[str]) -> None:
+        if call_id:
+            self.ids.add(call_id)
+        elif extensions:
+            self.extensions.update(extensions)
+        else:
+            self.everything = True
+
+    def __bool__(self) -> bool:
+        return bool(self.ids or self.extensions or self.everything)
 
 
 def _live_call(call: PhoneCall, org_id: int, directory: Directory) -> LiveCall:
@@ -523,6 +616,7 @@ async def watch(
             poll_interval=settings.CALLBOARD_POLL_INTERVAL,
             call_events=settings.CALLBOARD_CALL_EVENTS,
             hook_url=hook_url,
+            events_poll_interval=settings.CALLBOARD_EVENTS_POLL_INTERVAL,
         )
         try:
             await watcher.run(halt)

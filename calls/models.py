@@ -11,12 +11,23 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from calls.uapi.wire import DEFAULT_WAIT_FOR_PICKUP, EXTENSION_TYPE_LABELS, ExtensionType
+from calls.uapi.wire import (
+    DEFAULT_WAIT_FOR_PICKUP,
+    EXTENSION_TYPE_LABELS,
+    CallEventType,
+    ExtensionType,
+)
 
-# "Name <number>": what VoipNow accepts as a UAPI-Caller-Id (e.g. "John Doe <+3334444>").
-CALLER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 .'\-]*\s*<\+?[0-9*]+>$")
+# "Name <number>", no looser than VoipNow: the Data Types grammar has letters, digits, "<",
+# ">", "+" and "*" and no punctuation, and 4PSA's own client checks ^[A-Za-z\s]+<[0-9*+]+>$.
+# Spaces only (no tabs or line breaks), and \Z, since $ also matches before a final newline.
+CALLER_ID_RE = re.compile(r"^[A-Za-z][A-Za-z ]*<[0-9*+]+>\Z")
+CALLER_ID_HELP = (
+    "Name <number>: a name in letters and spaces, then the number (digits, + or *) in angle "
+    "brackets, e.g. John Doe <+3334444>"
+)
 caller_id_validator = RegexValidator(
-    CALLER_ID_RE, "Enter a caller ID of the form Name <number>, e.g. John Doe <+3334444>."
+    CALLER_ID_RE, f"Enter a caller ID of the form {CALLER_ID_HELP}."
 )
 
 
@@ -169,7 +180,58 @@ class Wallboard(models.Model):
         return self.name
 
 
-class BargeInAttempt(models.Model):
+class ClippedFields:
+    """For models written from outside input: values cut to their fields' ``max_length``."""
+
+    @classmethod
+    def clipped(cls, **values: str) -> dict[str, str]:
+        """``values`` cut to their fields' ``max_length``: a row keeps what fits of any input
+        rather than be lost."""
+        meta = cls._meta  # type: ignore[attr-defined]  # mixed into models only
+        out = {}
+        for name, value in values.items():
+            limit = getattr(meta.get_field(name), "max_length", None)
+            out[name] = value[:limit] if limit else value
+        return out
+
+
+class EventRegistration(ClippedFields, models.Model):
+    """Whether VoipNow sends one type of Call Event of an extension to Callboard's hook, as the
+    watcher last found it. Written by the watcher; admins and ``/healthz`` read it."""
+
+    class Type(models.IntegerChoices):
+        DIAL_IN = CallEventType.DIAL_IN, "Dial-In"
+        DIAL_OUT = CallEventType.DIAL_OUT, "Dial-Out"
+        HANGUP = CallEventType.HANGUP, "Hangup"
+        ANSWER_INCOMING = CallEventType.ANSWER_INCOMING, "Answer (incoming)"
+        ANSWER_OUTGOING = CallEventType.ANSWER_OUTGOING, "Answer (outgoing)"
+
+    class State(models.TextChoices):
+        REGISTERED = "registered", "Registered"
+        REFUSED = "refused", "Refused by VoipNow"
+        FAILED = "failed", "Not registered: VoipNow unavailable"
+
+    extension = models.ForeignKey(
+        Extension, on_delete=models.CASCADE, related_name="event_registrations"
+    )
+    type = models.PositiveSmallIntegerField(choices=Type.choices)
+    state = models.CharField(max_length=12, choices=State.choices)
+    voipnow_id = models.CharField("VoipNow id", max_length=255, blank=True)
+    code = models.CharField("UAPI code", max_length=64, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["extension__number", "type"]
+        constraints = [
+            models.UniqueConstraint(fields=["extension", "type"], name="one_registration_per_type")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.extension.number} {self.get_type_display()}: {self.state}"
+
+
+class BargeInAttempt(ClippedFields, models.Model):
     """One row per attempt, accepted or refused: the audit admins read."""
 
     class Mode(models.TextChoices):
@@ -215,13 +277,3 @@ class BargeInAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} {self.mode} {self.phone_call_id} {self.outcome}"
-
-    @classmethod
-    def clipped(cls, **values: str) -> dict[str, str]:
-        """``values`` cut to their fields' ``max_length``: the audit keeps what fits of any
-        input rather than lose the row."""
-        out = {}
-        for name, value in values.items():
-            limit = getattr(cls._meta.get_field(name), "max_length", None)
-            out[name] = value[:limit] if limit else value
-        return out

@@ -19,7 +19,7 @@ from calls.exceptions import (
     VoipNowRejected,
     VoipNowUnavailable,
 )
-from calls.models import CALLER_ID_RE, BargeInAttempt, Extension
+from calls.models import CALLER_ID_HELP, CALLER_ID_RE, BargeInAttempt, Extension
 from calls.selectors import BargeTarget, LiveCall, barge_target, supervisor_of
 from calls.uapi.client import UapiClient
 from calls.uapi.errors import UapiRejected, UapiUnavailable, describe_code
@@ -38,6 +38,42 @@ _JOIN_WORDS: dict[str, str] = {
     BargeInAttempt.Mode.WHISPER: "pick up to whisper to the agent",
     BargeInAttempt.Mode.LISTEN: "pick up to listen",
 }
+# The VoipNow version that introduced each mode (Monitor: 5.6, as 4PSA's own client requires).
+_SINCE: dict[str, tuple[int, ...]] = {
+    BargeInAttempt.Mode.BARGE: (3,),
+    BargeInAttempt.Mode.WHISPER: (3,),
+    BargeInAttempt.Mode.LISTEN: (5, 6),
+}
+_DOING: dict[str, str] = {
+    BargeInAttempt.Mode.BARGE: "barging in",
+    BargeInAttempt.Mode.WHISPER: "whispering",
+    BargeInAttempt.Mode.LISTEN: "listening",
+}
+# A server answers these when it does not have the action at all.
+_NO_SUCH_ACTION = {ErrorCode.PC_ACTION_INVALID, ErrorCode.REQUEST_NOT_IMPLEMENTED}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for part in text.strip().split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts) or (0,)
+
+
+def modes_offered() -> list[str]:
+    """The modes the configured VoipNow supports (``settings.VOIPNOW_VERSION``), in the
+    order the dialog shows them."""
+    version = _version(settings.VOIPNOW_VERSION)
+    return [mode for mode in MODES if version >= _SINCE[mode]]
+
+
+def not_supported(mode: str) -> str:
+    """What a supervisor reads when VoipNow does not have ``mode``."""
+    return f"Your VoipNow does not support {_DOING[mode]}."
+
+
 # How a VoipNow refusal reads to the supervisor: (HTTP status we answer, code).
 _UAPI_STATUS: dict[str, int] = {
     ErrorCode.PC_PHONECALL_INVALID: 404,
@@ -99,7 +135,7 @@ def _parse_caller_id(raw: str | None) -> str | None:
     if not value:
         return None
     if not CALLER_ID_RE.match(value):
-        raise BadInput("The caller ID must look like Name <number>, e.g. John Doe <+3334444>.")
+        raise BadInput(f"The caller ID must look like {CALLER_ID_HELP}.")
     return value
 
 
@@ -146,6 +182,11 @@ def _apply_rules(attempt: BargeInAttempt, target: BargeTarget, request: _Request
     supervisor, call = target.supervisor, target.call
     if request.mode not in MODES:
         raise BadInput("Choose barge in, whisper or listen.")
+    if request.mode not in modes_offered():
+        raise BadInput(
+            f"{not_supported(request.mode)} (VoipNow {settings.VOIPNOW_VERSION}; "
+            f"{'.'.join(map(str, _SINCE[request.mode]))} or later has it)"
+        )
     view = call.view(request.phone_call_view_id or "")
     if view is None:
         raise BadInput("Pick one of the call's legs: that one is not part of this call.")
@@ -210,7 +251,11 @@ async def _send(checked: _Checked, mode: str, uapi: UapiClient) -> _Sent:
         )
     except UapiRejected as exc:
         status = _UAPI_STATUS.get(exc.code, 502)
-        message = f"VoipNow refused: {describe_code(exc.code, exc.message)}."
+        message = (
+            not_supported(mode)
+            if exc.code in _NO_SUCH_ACTION
+            else f"VoipNow refused: {describe_code(exc.code, exc.message)}."
+        )
         return _Sent(
             outcome=BargeInAttempt.Outcome.REJECTED,
             status=status,

@@ -49,6 +49,8 @@ class LiveStatus(TypedDict):
     as_of: NotRequired[str | None]
     error: NotRequired[str]
     since: NotRequired[str | None]
+    # UAPI requests in the last minute and the bound on them (see RequestBudget).
+    uapi: NotRequired[dict[str, int]]
 
 
 def starting() -> LiveStatus:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -22,6 +23,10 @@ from calls.live import WATCHER_CHANNEL
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # a Call Event is a dozen short fields
+# A PhoneCall id is an Object-Id: letters and digits (b817d2618fe6f1804333); an extension in
+# a Call Event is in the extended format yyyy*zzz.
+CALL_ID_RE = re.compile(r"[A-Za-z0-9]{1,64}")
+EXTENSION_RE = re.compile(r"[0-9]{1,8}\*[0-9]{1,8}")
 _PREFIX = "hooks/voipnow/"
 
 
@@ -54,16 +59,36 @@ async def voipnow_hook(scope: dict[str, Any], receive: Any, send: Any) -> None:
     else:
         await _answer(send, 405, b"Method not allowed", [(b"allow", b"GET, POST")])
         return
-    fields = parse_qs(raw)
-    call_id = (fields.get("CallAPIID") or fields.get("CallID") or [None])[0]
+    call_id, extensions = _what_changed(parse_qs(raw))
     layer = get_channel_layer()
     if layer is not None:
         try:
-            await layer.send(WATCHER_CHANNEL, {"type": "call.event", "call_id": call_id})
+            await layer.send(
+                WATCHER_CHANNEL,
+                {"type": "call.event", "call_id": call_id, "extensions": extensions},
+            )
         except ChannelFull:
             # No watcher is draining events right now; its next poll picks the change up.
             log.warning("call event dropped: the watcher's channel is full")
     await _answer(send, 200, b"OK")
+
+
+def _what_changed(fields: dict[str, list[str]]) -> tuple[str | None, list[str]]:
+    """The UAPI call id a Call Event names, or else the extensions it names.
+
+    ``CallAPIID`` is the PhoneCall id only for calls made through the UAPI; for an ordinary
+    inbound queue call VoipNow 3.x leaves it empty. ``CallID`` is the PBX's own id
+    (``1764240000.17``), never a UAPI id, so it is never looked up. Values that are not of
+    their documented form are ignored rather than put in a VoipNow URL.
+    """
+    call_id = (fields.get("CallAPIID") or [""])[0].strip()
+    extensions = [
+        number
+        for name in ("CalledExtension", "CallerExtension")
+        for number in fields.get(name, [])[:1]
+        if EXTENSION_RE.fullmatch(number)
+    ]
+    return (call_id if CALL_ID_RE.fullmatch(call_id) else None), extensions
 
 
 async def _answer(

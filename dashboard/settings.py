@@ -163,12 +163,23 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 UAPI_BASE_URL = os.environ.get("UAPI_BASE_URL", "http://127.0.0.1:8001")
 UAPI_CLIENT_ID = os.environ.get("UAPI_CLIENT_ID", "demo-app")
 UAPI_CLIENT_SECRET = os.environ.get("UAPI_CLIENT_SECRET", "demo-secret")
+# The VoipNow version Callboard talks to: listening (Monitor) needs 5.6 or later, so on an older
+# server the barge-in dialog does not offer it. ``manage.py voipnow_check`` tells what a
+# server accepts.
+VOIPNOW_VERSION = os.environ.get("VOIPNOW_VERSION", "5.6")
 
 # ---- the live path -----------------------------------------------------------------------
 # Reconciliation poll of List PhoneCalls; Call Events trigger refreshes in between.
 CALLBOARD_POLL_INTERVAL = _env_float("CALLBOARD_POLL_INTERVAL", 2.0)
 # Register Call Events on the watched extensions and refresh as soon as one arrives.
 CALLBOARD_CALL_EVENTS = _env_bool("CALLBOARD_CALL_EVENTS", True)
+# While Call Events arrive, reconciliation polls are this far apart (they only catch what an
+# event missed): a good citizen of the PBX.
+CALLBOARD_EVENTS_POLL_INTERVAL = _env_float("CALLBOARD_EVENTS_POLL_INTERVAL", 15.0)
+# At most this many UAPI requests a minute (on average; bursts of a sixth of it) for the
+# watcher and registration; a supervisor's barge-in is counted but never made to wait. The
+# default leaves room for 20 changes a second refreshed by Call Events (``make bench``).
+CALLBOARD_UAPI_MAX_PER_MINUTE = int(_env_float("CALLBOARD_UAPI_MAX_PER_MINUTE", 3000))
 # Where VoipNow can reach this dashboard's hook endpoint.
 CALLBOARD_PUBLIC_URL = os.environ.get("CALLBOARD_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 CALLBOARD_HOOK_SECRET = os.environ.get("CALLBOARD_HOOK_SECRET") or _persistent_secret("hook-secret")

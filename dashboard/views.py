@@ -13,12 +13,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from calls import store
+from calls import call_events, store
 from calls.connection import uapi_client
 from calls.exceptions import CallboardError
 from calls.models import Wallboard
 from calls.selectors import barge_target, may_barge, phones_of, supervisor_of
-from calls.services import barge_in
+from calls.services import barge_in, modes_offered
 from dashboard.forms import BargeForm
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ def _barge_dialog(request: HttpRequest, user: Any, call_id: str) -> HttpResponse
             "call": call,
             "supervisor": target.supervisor,
             "phones": phones_of(target.supervisor),
+            "modes": modes_offered(),
             "default_view": agent.id if agent else "",
         },
     )
@@ -123,6 +124,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
         log.exception("healthz: database unreachable")
         db_ok = False
     status = store.current_status()
-    return JsonResponse(
-        {"ok": db_ok, "database": db_ok, "watcher": status}, status=200 if db_ok else 503
-    )
+    body: dict[str, Any] = {"ok": db_ok, "database": db_ok, "watcher": status}
+    if db_ok:
+        # Which extensions send which Call Events (by state), as the watcher last found them.
+        body["call_events"] = call_events.summary()
+    return JsonResponse(body, status=200 if db_ok else 503)

@@ -11,12 +11,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from . import paths
 from .auth import ClientCredentials
+from .budget import RequestBudget
+from .envelope import Collection, read_collection
 from .errors import (
     UapiAuthError,
     UapiRejected,
@@ -33,14 +35,21 @@ from .types import (
     UpdatedCall,
     WireFormatError,
 )
-from .wire import EXTENSION_SELF, MAX_COUNT, TOKEN_PATH, USER_ME
+from .wire import EXTENSION_SELF, TOKEN_PATH, USER_ME, ErrorCode
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=5.0, pool=3.0)
 # httpx's timeouts bound each operation; a server trickling bytes could still hold a request
 # for ever, so every request also has an overall deadline.
 DEFAULT_DEADLINE = 15.0
+# VoipNow documents count up to 5000, but 4PSA's own client caps it at 4999 and a large page is
+# one long request: lists are read 1000 at a time, following the pages.
+PAGE_SIZE = 1000
+# A listing stops after this many pages (200,000 entries) even if the server says there are
+# more: a server that keeps answering "more" must not keep the watcher in one poll for ever.
+MAX_PAGES = 200
 
 
 class UapiClient:
@@ -60,8 +69,10 @@ class UapiClient:
         deadline: float = DEFAULT_DEADLINE,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        budget: RequestBudget | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.budget = budget
         # Each request, its token fetch included, must be answered within this many seconds.
         self.deadline = deadline
         self._auth = ClientCredentials(
@@ -93,8 +104,12 @@ class UapiClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        paced: bool = True,
     ) -> tuple[int, Any]:
         """Send one request; answer ``(status, parsed JSON or None)`` for any 2xx.
+
+        ``paced`` requests wait for the request budget, if the client has one; the others
+        (the ones a person is waiting for: PhoneCall actions, hang-ups) are only counted.
 
         Nothing is retried here (the token's own retry aside, see ClientCredentials): a PUT
         that timed out may have rung a phone.
@@ -103,6 +118,11 @@ class UapiClient:
         request too), UapiAuthError (token refused twice, or the app's credentials refused),
         UapiRejected (any other 4xx, with its UAPI code).
         """
+        if self.budget is not None:
+            if paced:
+                await self.budget.spend()
+            else:
+                self.budget.count()
         request = self._http.build_request(method, path, params=params, json=json)
         try:
             async with asyncio.timeout(self.deadline):
@@ -122,7 +142,9 @@ class UapiClient:
                 f"VoipNow could not be reached ({exc.__class__.__name__})."
             ) from exc
         status = response.status_code
-        if status >= 500:
+        # 501 request_not_implemented is a refusal, not an outage: this server does not do
+        # that request, and asking again later gets the same answer.
+        if status >= 500 and status != 501:
             code, message = error_of(response)
             raise UapiUnavailable(
                 f"VoipNow failed ({status}{', ' + code if code else ''}). {message}".strip(),
@@ -200,7 +222,7 @@ class UapiClient:
         *,
         user_id: str = USER_ME,
         extension: str = EXTENSION_SELF,
-        count: int = MAX_COUNT,
+        count: int = PAGE_SIZE,
         start_index: int = 0,
         parse: Callable[[Any], PhoneCall] = PhoneCall.from_json,
     ) -> CallPage:
@@ -210,33 +232,13 @@ class UapiClient:
         read (WireFormatError) is logged and skipped, so one bad call never hides the others.
         Raises UapiUnavailable, UapiRejected and UapiAuthError as every request does.
         """
-        _, body = await self._request(
-            "GET",
-            paths.phone_calls(user_id, extension),
-            params={"count": count, "startIndex": start_index},
+        page = await self._page(
+            paths.phone_calls(user_id, extension), "List PhoneCalls", count, start_index
         )
-        if body is None:
-            return CallPage(calls=(), total=0)
-        if isinstance(body, list):
-            # The v5 docs show collections wrapped in an array; accept both shapes.
-            body = body[0] if body else {}
-        if not isinstance(body, dict):
-            raise UapiUnavailable("VoipNow answered List PhoneCalls with an unexpected shape.")
-        entries = body.get("entry") or []
-        if not isinstance(entries, list):
-            raise UapiUnavailable("VoipNow answered List PhoneCalls without an entry list.")
-        calls: list[PhoneCall] = []
-        for entry in entries:
-            try:
-                calls.append(parse(entry))
-            except WireFormatError as exc:
-                log.warning("skipping an unreadable PhoneCall: %s", exc)
-        total = body.get("totalResults")
-        next_url = body.get("next")
         return CallPage(
-            calls=tuple(calls),
-            total=int(total) if isinstance(total, int | str) and str(total).isdigit() else None,
-            next_url=str(next_url) if next_url else None,
+            calls=_parsed(page.entries, parse, "PhoneCall"),
+            total=page.total,
+            next_url=page.next_url,
         )
 
     async def list_calls(
@@ -244,46 +246,86 @@ class UapiClient:
         *,
         user_id: str = USER_ME,
         extension: str = EXTENSION_SELF,
-        page_size: int = MAX_COUNT,
+        page_size: int = PAGE_SIZE,
         parse: Callable[[Any], PhoneCall] = PhoneCall.from_json,
     ) -> tuple[PhoneCall, ...]:
-        """Every live call visible to the app, following pages until VoipNow has no more.
+        """Every live call visible to the app (or to ``extension``), following pages until
+        VoipNow has no more.
 
-        Returns the calls ``parse`` made of the entries it could read (see list_calls_page,
-        whose errors it raises).
+        Returns the calls ``parse`` made of the entries it could read, each once. Raises as
+        list_calls_page does.
         """
-        calls: list[PhoneCall] = []
-        start = 0
-        while True:
-            page = await self.list_calls_page(
-                user_id=user_id,
-                extension=extension,
-                count=page_size,
-                start_index=start,
-                parse=parse,
-            )
-            calls.extend(page.calls)
-            start += page_size
-            more = page.next_url is not None or (page.total is not None and start < page.total)
-            if not page.calls or not more or start > MAX_COUNT:
-                return tuple(calls)
+        entries = await self._all(
+            paths.phone_calls(user_id, extension), "List PhoneCalls", page_size
+        )
+        return _parsed(entries, parse, "PhoneCall")
 
     async def get_call(
         self, call_id: str, *, user_id: str = USER_ME, extension: str = EXTENSION_SELF
     ) -> PhoneCall | None:
-        """The live call with this id, or None when VoipNow no longer has it."""
-        _, body = await self._request("GET", paths.phone_call(user_id, extension, call_id))
-        if body is None:
-            return None
-        entries = body.get("entry") if isinstance(body, dict) else body
-        if isinstance(entries, list):
-            body = entries[0] if entries else None
-        if body is None:
+        """The live call with this id, or None when VoipNow no longer has it.
+
+        An ended call is answered differently by different servers: 204, 200 with
+        ``totalResults`` 0 and no ``entry``, an empty collection wrapped in an array, or 400
+        ``pc_phonecall_invalid`` (the BargeIn page's code for an id that is no call); 404 is
+        taken the same way. All of them mean "ended", never "VoipNow is down". Raises
+        UapiUnavailable, UapiRejected (other codes) and UapiAuthError.
+        """
+        try:
+            _, body = await self._request("GET", paths.phone_call(user_id, extension, call_id))
+        except UapiAuthError:
+            raise
+        except UapiRejected as exc:
+            if exc.code == ErrorCode.PC_PHONECALL_INVALID or exc.status == 404:
+                return None
+            raise
+        entries = read_collection(body, "the PhoneCall lookup").entries
+        entry = next((e for e in entries if isinstance(e, dict) and e.get("id") == call_id), None)
+        if entry is None and entries:
+            entry = entries[0]
+        if entry is None:
             return None
         try:
-            return PhoneCall.from_json(body)
+            return PhoneCall.from_json(entry)
         except WireFormatError as exc:
             raise UapiUnavailable(f"VoipNow answered with an unreadable PhoneCall: {exc}.") from exc
+
+    async def _page(self, path: str, what: str, count: int, start_index: int) -> Collection:
+        _, body = await self._request(
+            "GET", path, params={"count": count, "startIndex": start_index}
+        )
+        return read_collection(body, what)
+
+    async def _all(self, path: str, what: str, page_size: int) -> list[Any]:
+        """Every entry of a paged collection, each id once.
+
+        Follows pages while VoipNow says there are more (``next``, or ``totalResults`` above
+        what was read) or, when it says neither, while pages come back full. A server that
+        ignores ``startIndex`` answers the same page again: its repeated entries are dropped
+        and the listing ends, as it does after MAX_PAGES.
+        """
+        entries: list[Any] = []
+        seen: set[str] = set()
+        start = 0
+        for _ in range(MAX_PAGES):
+            page = await self._page(path, what, page_size, start)
+            fresh = 0
+            for entry in page.entries:
+                key = str(entry.get("id")) if isinstance(entry, dict) and "id" in entry else None
+                if key is not None:
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                entries.append(entry)
+                fresh += 1
+            start += len(page.entries)
+            if page.next_url is not None or page.total is not None:
+                more = page.next_url is not None or start < (page.total or 0)
+            else:
+                more = len(page.entries) >= page_size
+            if not fresh or not more:
+                break
+        return entries
 
     async def update_call(
         self, *, user_id: str, extension: str, call_id: str, action: PhoneCallAction
@@ -294,7 +336,7 @@ class UapiClient:
         VoipNow refuses it, UapiUnavailable when it could not be asked or did not answer.
         """
         path = paths.phone_call(user_id, extension, call_id)
-        _, body = await self._request("PUT", path, json=action.to_json())
+        _, body = await self._request("PUT", path, json=action.to_json(), paced=False)
         if body is None:
             return UpdatedCall(id=call_id, extension=extension)
         try:
@@ -309,7 +351,7 @@ class UapiClient:
     ) -> bool:
         """DELETE the call; True when VoipNow hung something up."""
         path = paths.phone_call(user_id, extension, call_id)
-        status, _ = await self._request("DELETE", path)
+        status, _ = await self._request("DELETE", path, paced=False)
         return status != 204
 
     # ---- PhoneCallEvents ---------------------------------------------------------------
@@ -317,18 +359,12 @@ class UapiClient:
     async def list_call_events(
         self, *, extension: str, user_id: str = USER_ME
     ) -> tuple[CallEventSubscription, ...]:
-        """The Call Event registrations of an extension."""
-        _, body = await self._request("GET", paths.call_events(user_id, extension))
-        if body is None:
-            return ()
-        entries = body.get("entry", []) if isinstance(body, dict) else body
-        out = []
-        for entry in entries if isinstance(entries, list) else []:
-            try:
-                out.append(CallEventSubscription.from_json(entry))
-            except WireFormatError as exc:
-                log.warning("skipping an unreadable PhoneCallEvent: %s", exc)
-        return tuple(out)
+        """Every Call Event registration of an extension, following pages (VoipNow lists 20
+        a page unless asked for more). Unreadable entries are logged and skipped."""
+        entries = await self._all(
+            paths.call_events(user_id, extension), "List PhoneCallEvents", PAGE_SIZE
+        )
+        return _parsed(entries, CallEventSubscription.from_json, "PhoneCallEvent")
 
     async def create_call_event(
         self,
@@ -363,3 +399,15 @@ class UapiClient:
     ) -> None:
         """Remove one Call Event registration."""
         await self._request("DELETE", paths.call_event(user_id, extension, type, event_id))
+
+
+def _parsed(entries: Sequence[Any], parse: Callable[[Any], T], what: str) -> tuple[T, ...]:
+    """``parse`` of each entry; one that cannot be read is logged and skipped, so one bad
+    entry never hides the others."""
+    out: list[T] = []
+    for entry in entries:
+        try:
+            out.append(parse(entry))
+        except WireFormatError as exc:
+            log.warning("skipping an unreadable %s: %s", what, exc)
+    return tuple(out)

@@ -192,7 +192,8 @@ class PhoneCallAction:
             # The spec's example sends it as a string ("20").
             body["waitForPickup"] = str(self.wait_for_pickup)
         if self.private is not None:
-            body["private"] = self.private
+            # A number, 0 or 1: the Whisper example sends "private":0, 4PSA's client "0"/"1".
+            body["private"] = 1 if self.private else 0
         if self.format is not None:
             body["format"] = self.format
         if self.max_in_parking is not None:

@@ -155,7 +155,22 @@ async def test_it_refuses_a_wait_for_pickup_that_is_not_a_positive_integer(
     assert (row.outcome, row.http_status, row.wait_for_pickup) == ("refused", 400, wait)
 
 
-@pytest.mark.parametrize("caller_id", ["John Doe", "<123>", "John <abc>", "John Doe 123"])
+@pytest.mark.parametrize(
+    "caller_id",
+    [
+        "John Doe",
+        "<123>",
+        "John <abc>",
+        "John Doe 123",
+        # Looser than VoipNow's grammar: VoipNow would refuse these after a phone was chosen.
+        "O'Brien <123>",
+        "Acme-Sales <0001100>",
+        "Desk 2 <0001024>",
+        "John Doe <12 34>",
+        "John\tDoe <123>",
+        "John\nDoe <123>",
+    ],
+)
 async def test_it_refuses_a_caller_id_not_of_the_form_name_number(
     caller_id: str, alice: User, emulator: Emulator, call: AnsweredCall, uapi: UapiClient
 ) -> None:

@@ -195,7 +195,39 @@ async def test_the_hook_needs_the_secret(world: Any, settings: Any) -> None:
     )
     assert (ok["status"], ok["body"]) == (200, b"OK")
     message = await get_channel_layer().receive(WATCHER_CHANNEL)
-    assert message == {"type": "call.event", "call_id": "abc"}
+    assert message == {"type": "call.event", "call_id": "abc", "extensions": []}
+
+
+@pytest.mark.parametrize(
+    ("form", "call_id", "extensions"),
+    [
+        # An inbound queue call on VoipNow 3.x: no UAPI id; CallID is the PBX's, never used.
+        (
+            "CallID=1764240000.17&CallAPIID=&CalledExtension=0001*100&CallerExtension=",
+            None,
+            ["0001*100"],
+        ),
+        (
+            "CallID=1764240000.17&CalledExtension=0001*100&CallerExtension=0001*201",
+            None,
+            ["0001*100", "0001*201"],
+        ),
+        # Not of their documented form: never put in a VoipNow URL.
+        ("CallAPIID=..&CalledExtension=../x", None, []),
+        ("CallAPIID=a/b&CallerExtension=0001*201", None, ["0001*201"]),
+    ],
+)
+async def test_an_event_without_a_uapi_id_names_its_extensions_never_the_pbx_id(
+    form: str, call_id: str | None, extensions: list[str], world: Any, settings: Any
+) -> None:
+    from channels.layers import get_channel_layer
+
+    from calls.live import WATCHER_CHANNEL
+
+    path = f"/hooks/voipnow/{settings.CALLBOARD_HOOK_SECRET}/"
+    assert (await post_hook(path, form.encode()))["status"] == 200
+    message = await get_channel_layer().receive(WATCHER_CHANNEL)
+    assert (message["call_id"], message["extensions"]) == (call_id, extensions)
 
 
 async def test_the_hook_takes_get_events_too_and_refuses_other_methods(

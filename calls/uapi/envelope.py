@@ -1,0 +1,75 @@
+"""VoipNow's collections, in every shape a server is known to answer them.
+
+One reader serves every list the client reads (calls, one call, Call Event registrations,
+queue agents, presence), because real servers differ (facts.md, section 0):
+
+- 204 No Content: nothing to list;
+- ``{"entry": [...], "totalResults": n, "next": "..."}``: the 3.x collection;
+- ``{"totalResults": 0}`` without ``entry``: an empty collection, null fields being omitted;
+- ``[{"entry": [...]}]``: the same wrapped in an array, as the v5 pages show it;
+- ``[{...}, {...}]``: a bare array of resources (QueueAgents' Update answers one);
+- ``{"id": ...}``: a single resource where a collection of one was expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UapiUnavailable
+
+# Keys that make an object a collection envelope rather than a resource.
+_ENVELOPE_KEYS = frozenset({"entry", "totalResults", "itemsPerPage", "startIndex", "next", "prev"})
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """The entries of one answer, as raw JSON, with what VoipNow said of the rest."""
+
+    entries: tuple[Any, ...]
+    total: int | None = None
+    next_url: str | None = None
+
+
+def _is_envelope(value: Any) -> bool:
+    return isinstance(value, dict) and not value.keys().isdisjoint(_ENVELOPE_KEYS)
+
+
+def read_collection(body: Any, what: str) -> Collection:
+    """The collection in ``body`` (parsed JSON, None for an empty answer); ``what`` names it
+    in errors ("List PhoneCalls").
+
+    Raises UapiUnavailable when the body is none of the known shapes.
+    """
+    if body is None:
+        return Collection(entries=())
+    if isinstance(body, list):
+        envelopes = [item for item in body if _is_envelope(item)]
+        if not envelopes:
+            return Collection(entries=tuple(body))
+        if len(envelopes) != len(body):
+            raise UapiUnavailable(f"VoipNow answered {what} with a mixed array.")
+        parts = [read_collection(item, what) for item in envelopes]
+        return Collection(
+            entries=tuple(e for part in parts for e in part.entries),
+            total=parts[0].total if len(parts) == 1 else None,
+            next_url=parts[-1].next_url,
+        )
+    if not isinstance(body, dict):
+        raise UapiUnavailable(f"VoipNow answered {what} with an unexpected shape.")
+    if not _is_envelope(body):
+        return Collection(entries=(body,))
+    entries = body.get("entry")
+    if entries is None:
+        entries = []
+    elif isinstance(entries, dict):
+        entries = [entries]  # one entry, not wrapped in a list
+    elif not isinstance(entries, list):
+        raise UapiUnavailable(f"VoipNow answered {what} without an entry list.")
+    total = body.get("totalResults")
+    next_url = body.get("next")
+    return Collection(
+        entries=tuple(entries),
+        total=int(total) if isinstance(total, int | str) and str(total).isdigit() else None,
+        next_url=str(next_url) if next_url else None,
+    )
