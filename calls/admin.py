@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     _ExtensionInline = admin.TabularInline[Extension, Organization]
     _OrganizationAdmin = admin.ModelAdmin[Organization]
     _ExtensionAdmin = admin.ModelAdmin[Extension]
+    _EventRegistrationInline = admin.TabularInline[EventRegistration, Extension]
+    _EventRegistrationAdmin = admin.ModelAdmin[EventRegistration]
     _SupervisorForm = forms.ModelForm[Supervisor]
     _SupervisorAdmin = admin.ModelAdmin[Supervisor]
     _WallboardAdmin = admin.ModelAdmin[Wallboard]
@@ -29,6 +31,8 @@ else:
     _ExtensionInline = admin.TabularInline
     _OrganizationAdmin = admin.ModelAdmin
     _ExtensionAdmin = admin.ModelAdmin
+    _EventRegistrationInline = admin.TabularInline
+    _EventRegistrationAdmin = admin.ModelAdmin
     _SupervisorForm = forms.ModelForm
     _SupervisorAdmin = admin.ModelAdmin
     _WallboardAdmin = admin.ModelAdmin
@@ -48,7 +52,7 @@ class OrganizationAdmin(_OrganizationAdmin):
     inlines = [ExtensionInline]
 
 
-class EventRegistrationInline(admin.TabularInline):
+class EventRegistrationInline(_EventRegistrationInline):
     """Which Call Events VoipNow sends for this extension, as the watcher last found them."""
 
     model = EventRegistration
@@ -57,7 +61,7 @@ class EventRegistrationInline(admin.TabularInline):
     readonly_fields = fields
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Extension | None = None) -> bool:
         return False
 
 
@@ -73,7 +77,7 @@ class ExtensionAdmin(_ExtensionAdmin):
 
 
 @admin.register(EventRegistration)
-class EventRegistrationAdmin(admin.ModelAdmin):
+class EventRegistrationAdmin(_EventRegistrationAdmin):
     """Written by the watcher; here to be read."""
 
     list_display = ("extension", "type", "state", "code", "message", "checked_at")
@@ -83,7 +87,9 @@ class EventRegistrationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(
+        self, request: HttpRequest, obj: EventRegistration | None = None
+    ) -> bool:
         return False
 
 

@@ -201,7 +201,7 @@ class CallEventRegistration:
 
 
 def _backoff(failures: int) -> float:
-    return min(RECHECK_EVERY, RETRY_FIRST * 2 ** min(failures - 1, 10)) * random.uniform(0.8, 1.2)
+    return min(RECHECK_EVERY, RETRY_FIRST * 2.0 ** min(failures - 1, 10)) * random.uniform(0.8, 1.2)
 
 
 def watched_extensions() -> list[str]:
