@@ -328,7 +328,7 @@ class PhoneCallActions(EmulatorBase):
                 id=call.new_view_id(),
                 extension=ext.number if ext else call.extension,
                 source=[call.caller_number],
-                destination=[number if public else ext.number],  # type: ignore[union-attr]
+                destination=[number if ext is None else ext.number],
                 flow=Flow.OUTGOING_PUBLIC if public else target.flow,
                 status=ViewStatus.ON_CALL,
                 role="agent",

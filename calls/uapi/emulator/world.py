@@ -136,12 +136,14 @@ def load_scenario(scenario: Mapping[str, Any] | str | Path | None) -> dict[str, 
     if scenario is None:
         scenario = DEMO_SCENARIO
     if isinstance(scenario, Mapping):
-        return json.loads(json.dumps(scenario))  # a private deep copy
+        copy: dict[str, Any] = json.loads(json.dumps(scenario))  # a private deep copy
+        return copy
     path = Path(scenario)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ScenarioError(f"cannot read scenario {path}: {exc}") from exc
+    return data
 
 
 def _pair(value: Any, default: tuple[float, float], what: str) -> tuple[float, float]:
