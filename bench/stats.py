@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -64,15 +65,15 @@ def pooled(rounds: Sequence[Delivery]) -> Delivery:
 
 
 def delivery(
-    sends: dict[str, float], replies: Iterable[dict[str, object]], *, errors: int = 0
+    sends: dict[str, float], replies: Iterable[Mapping[str, Any]], *, errors: int = 0
 ) -> Delivery:
     """Join the driver's send times with the arrival times the load processes reported."""
     latencies: list[float] = []
     clients = 0
     last_arrival = 0.0
     for reply in replies:
-        clients += int(reply["clients"])  # type: ignore[call-overload]
-        arrivals: dict[str, list[float]] = reply["arrivals"]  # type: ignore[assignment]
+        clients += int(reply["clients"])
+        arrivals: dict[str, list[float]] = reply["arrivals"]
         for key, times in arrivals.items():
             sent = sends[key]
             latencies.extend(t - sent for t in times)

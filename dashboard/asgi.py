@@ -30,6 +30,7 @@ def build_application(extra_websocket_routes: Sequence[Any] = ()) -> ProtocolTyp
                     hook_route(),
                     # Static files are few and cached by browsers; serving them here keeps one
                     # process enough for a deployment. A fronting proxy may serve STATIC_ROOT.
+                    # (django-stubs types the route's target as a view, not an ASGI app.)
                     re_path(r"", ASGIStaticFilesHandler(django_asgi_app)),  # type: ignore[arg-type]
                 ]
             ),

@@ -124,6 +124,8 @@ class Command(BaseCommand):
             return None
 
         reactor.callWhenRunning(start_watcher)
+        # twisted declares its reactor's methods on a zope interface, without self: mypy reads
+        # their arguments shifted by one.
         reactor.addSystemEventTrigger("before", "shutdown", stop_watcher)  # type: ignore[arg-type]
         Server(
             application=application,
