@@ -82,6 +82,7 @@ class CallEventRegistration:
         self._clock = clock
         self._due: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        self._stop = asyncio.Event()
 
     def is_ours(self, registration: CallEventSubscription) -> bool:
         if registration.note == self.note:
@@ -91,6 +92,7 @@ class CallEventRegistration:
     async def run(self, stop: asyncio.Event) -> None:
         """Keep every watched extension registered until ``stop`` is set. Never raises: the
         watcher polls whatever happens here."""
+        self._stop = stop
         while not stop.is_set():
             try:
                 wait = await self.reconcile_due()
@@ -104,6 +106,8 @@ class CallEventRegistration:
         """Check the extensions whose turn it is; returns the seconds until the next turn."""
         numbers = await sync_to_async(watched_extensions)()
         for number in numbers:
+            if self._stop.is_set():
+                break  # finish between extensions, never half-way through one's records
             if self._due.get(number, 0.0) <= self._clock():
                 await self.reconcile(number)
         upcoming = [self._due.get(n, 0.0) for n in numbers]

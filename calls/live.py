@@ -46,6 +46,8 @@ COALESCE_WINDOW = 0.01
 # More calls named at once than this: one List PhoneCalls is cheaper than one GET each.
 TARGETED_LIMIT = 20
 BACKOFF_MAX = 30.0
+# On stop, Call Event registration may take this long to finish the extension it is on.
+REGISTRATION_GRACE = 5.0
 # The Organizations and extension labels are read again this often, so an admin's changes
 # show without a restart.
 DIRECTORY_EVERY = 30.0
@@ -458,6 +460,11 @@ class Watcher:
                     next_poll = 0.0
                 await self._sleep(stop, wait, coalesce=failures == 0)
         finally:
+            if registering:
+                # Let it finish the extension it is on (its records are written in a thread
+                # that a cancel would not stop), then stop it.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(registering), REGISTRATION_GRACE)
             for task in (listener, registering):
                 if task:
                     task.cancel()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 DEFAULT_WITHIN = 5.0
 
@@ -40,6 +40,25 @@ async def wait_until(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within:g}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[object]],
+    within: float = DEFAULT_WITHIN,
+    what: str = "the condition",
+    interval: float = 0.01,
+) -> None:
+    """Await ``check`` until it answers truthy: ``wait_until`` for conditions that must be read
+    asynchronously (the live store, the database through ``sync_to_async``).
+
+    Raises AssertionError after ``within`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await check():
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {within:g}s waiting for {what}")
         await asyncio.sleep(interval)
