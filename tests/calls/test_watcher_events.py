@@ -153,9 +153,7 @@ async def test_polls_slow_down_while_call_events_arrive(
     try:
         await wait_until_shown(call.id)
         for _ in range(3):  # events flow: each is refreshed (the first by a poll, maybe)
-            reads = len(transport.reads)
-            watcher.call_event(call.id)
-            await wait_until(lambda reads=reads: len(transport.reads) > reads, what="a refresh")
+            await refreshed_after_event(watcher, transport, call.id)
         lists = transport.reads.count(LIST)
         # Without events the watcher polls every 10 ms; with them, not before 60 s.
         await holds_throughout(
@@ -164,6 +162,14 @@ async def test_polls_slow_down_while_call_events_arrive(
         assert GET in transport.reads
     finally:
         await stopped(stop, task)
+
+
+async def refreshed_after_event(
+    watcher: Watcher, transport: EmulatorTransport, call_id: str
+) -> None:
+    reads = len(transport.reads)
+    watcher.call_event(call_id)
+    await wait_until(lambda: len(transport.reads) > reads, what="a refresh")
 
 
 async def test_the_status_carries_the_requests_of_the_last_minute(
