@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.contrib.auth.models import User
 from django.test import AsyncClient, Client
 
@@ -249,3 +250,65 @@ def test_the_admin_lists_the_audit_read_only(world: Any) -> None:
     assert client.get("/admin/calls/bargeinattempt/").status_code == 200
     assert client.get("/admin/calls/bargeinattempt/add/").status_code == 403
     assert client.get("/admin/calls/extension/add/").status_code == 200
+
+
+@sync_to_async
+def audit_rows() -> list[BargeInAttempt]:
+    return list(BargeInAttempt.objects.all())
+
+
+async def test_on_a_voipnow_before_5_6_the_dialog_offers_no_listening_and_a_listen_is_refused(
+    alice: User, emulator: Emulator, watcher: Watcher, use_emulator: UapiClient, settings: Any
+) -> None:
+    settings.VOIPNOW_VERSION = "3.5.0"
+    call = await answered_call(emulator, watcher)
+    client = await logged_in(alice)
+    dialog = (await client.get(f"/calls/{call.id}/barge/")).content.decode()
+    assert 'value="whisper"' in dialog
+    assert 'value="listen"' not in dialog
+    assert "Listening needs VoipNow 5.6 or later" in dialog
+
+    response = await client.post(
+        f"/calls/{call.id}/barge/",
+        {"phone_call_view_id": call.agent_view, "send_call_to": "0001*024", "mode": "listen"},
+    )
+    assert response.status_code == 400
+    assert "Your VoipNow does not support listening" in response.content.decode()
+    assert emulator.rings == []
+    [row] = await audit_rows()
+    assert (row.outcome, row.mode) == ("refused", "listen")
+
+
+async def test_a_voipnow_without_the_action_says_so_in_words(
+    alice: User, emulator: Emulator, watcher: Watcher, use_emulator: UapiClient
+) -> None:
+    call = await answered_call(emulator, watcher)
+    emulator.faults.add(
+        {"path": "/uapi/phoneCalls", "method": "PUT", "kind": "status", "status": 501}
+    )
+    client = await logged_in(alice)
+    response = await client.post(
+        f"/calls/{call.id}/barge/",
+        {"phone_call_view_id": call.agent_view, "send_call_to": "0001*024", "mode": "listen"},
+    )
+    assert "Your VoipNow does not support listening." in response.content.decode()
+    [row] = await audit_rows()
+    assert (row.outcome, row.uapi_code) == ("rejected", "request_not_implemented")
+
+
+async def test_healthz_shows_the_call_event_registrations_and_the_request_count(
+    world: Any, emulator: Emulator, uapi: UapiClient
+) -> None:
+    from calls.call_events import CallEventRegistration
+    from calls.uapi.budget import RequestBudget
+
+    await CallEventRegistration(uapi, "http://callboard.test/hooks/voipnow/x/").reconcile(
+        "0001*100"
+    )
+    uapi.budget = RequestBudget(100)
+    watcher = Watcher(uapi, channel_layer=get_channel_layer(), poll_interval=60, call_events=False)
+    await watcher.load_directory()
+    await watcher.refresh_all()
+    health = (await AsyncClient().get("/healthz")).json()
+    assert health["call_events"] == {"0001*100": {"registered": [0, 1, 2, 3, 4]}}
+    assert health["watcher"]["uapi"] == {"requests_last_minute": 1, "limit_per_minute": 100}

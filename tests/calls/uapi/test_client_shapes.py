@@ -5,12 +5,14 @@ served as they are written, so each shape is tested even where no emulator profi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from calls.uapi.budget import RequestBudget
 from calls.uapi.client import PAGE_SIZE, UapiClient
 from calls.uapi.envelope import read_collection
 from calls.uapi.errors import UapiRejected, UapiUnavailable
@@ -196,3 +198,26 @@ def test_whisper_private_is_sent_as_a_number() -> None:
     on = PhoneCallAction(Action.WHISPER, phone_call_view_id="01", send_call_to="1", private=True)
     off = PhoneCallAction(Action.WHISPER, phone_call_view_id="01", send_call_to="1", private=False)
     assert (on.to_json()["private"], off.to_json()["private"]) == (1, 0)
+
+
+async def test_a_phone_call_action_is_never_held_back_by_the_request_budget(
+    server: Server, answers: list[Answer]
+) -> None:
+    budget = RequestBudget(1)  # one request a minute: the second read would wait a minute
+    async with UapiClient(
+        "http://voipnow.test", "app", "secret", transport=httpx.MockTransport(server), budget=budget
+    ) as client:
+        await client.list_calls_page()
+        answers[0] = lambda request: httpx.Response(202, json={"id": "b817d2618fe6f1804333"})
+        action = PhoneCallAction(Action.BARGE_IN, phone_call_view_id="01", send_call_to="0001*024")
+        async with asyncio.timeout(2):
+            await client.update_call(
+                user_id="@owner",
+                extension="0001*201",
+                call_id="b817d2618fe6f1804333",
+                action=action,
+            )
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await client.list_calls_page()  # a read waits for the budget
+    assert budget.last_minute() == 2
