@@ -128,7 +128,7 @@ async def test_a_dead_or_slow_receiver_does_not_slow_list_phone_calls(
         response = await http.get("/uapi/phoneCalls/@me/@self", params={"count": 200}, headers=auth)
         took = time.perf_counter() - started
         assert response.status_code == 200
-        assert response.json()["totalResults"] == 200
+        assert response.json()[0]["totalResults"] == 200
         assert took < 1.0
         await wait_until(lambda: any(e["outcome"] == "error" for e in emu.events.log))
         await emu.stop()  # do not wait for the slow receiver
