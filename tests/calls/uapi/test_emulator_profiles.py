@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import re
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from django.core.management import call_command
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,12 +24,14 @@ from starlette.routing import Route
 
 from calls.uapi.emulator import Emulator, create_app
 from calls.uapi.emulator.cli import add_arguments
+from dashboard.management.commands import demo
 
 from .conftest import BASE, get_token, serving, wait_until
 
 CALLS = "/uapi/phoneCalls/@me/@self"
 EVENTS = "/uapi/extensions/@me/{ext}/phoneCallEvents"
 AGENTS = "/uapi/extensions/@me/0001*100/queue/agents"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -113,6 +119,33 @@ def test_the_command_line_chooses_the_version() -> None:
     assert vars(parser.parse_args(["--voipnow", "3"]))["voipnow"] == 3
     with pytest.raises(SystemExit):
         parser.parse_args(["--voipnow", "4"])
+
+
+class EmulatorStarted(Exception):
+    """Stands for the emulator's process: the demo stops right after asking for it."""
+
+
+@pytest.mark.django_db
+def test_the_demo_passes_the_version_to_its_emulator(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+
+    def popen(argv: list[str], **kwargs: Any) -> None:
+        started.append(argv)
+        raise EmulatorStarted
+
+    monkeypatch.setattr(demo.subprocess, "Popen", popen)
+    for args in ([], ["--voipnow", "3"]):
+        with pytest.raises(EmulatorStarted):
+            call_command("demo", *args, stdout=io.StringIO())
+    assert [argv[argv.index("--voipnow") + 1] for argv in started] == ["5", "3"]
+    assert "uapi_emulator" in started[0]
+
+
+def test_make_demo_takes_the_version() -> None:
+    shown = subprocess.run(
+        ["make", "-n", "demo", "VOIPNOW=3"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "manage.py demo --voipnow 3" in shown.stdout
 
 
 def test_create_app_refuses_an_unknown_version() -> None:
