@@ -1,6 +1,8 @@
 # Callboard: `make demo` runs it on its embedded defaults, `make test` sets up and tests it.
 PYTHON ?= python3
 VENV ?= .venv
+# The VoipNow version the demo's emulator behaves as: 3 or 5 (`make demo VOIPNOW=3`).
+VOIPNOW ?= 5
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
@@ -15,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python manage.py demo
+	$(BIN)/python manage.py demo --voipnow $(VOIPNOW)
 
 lint: install
 	$(BIN)/ruff check .

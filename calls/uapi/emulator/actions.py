@@ -59,7 +59,12 @@ class PhoneCallActions(EmulatorBase):
         try:
             action = Action(str(payload.get("action")))
         except ValueError:
-            raise bad_request(ErrorCode.PC_ACTION_INVALID, "Invalid action.") from None
+            action = None
+        if action is None or action not in self.profile.actions:
+            # Unknown in the docs: what 3.x answers for Monitor, an action it does not have.
+            # Played as any action it does not know: pc_action_invalid, the code the PUT's
+            # action check has (not 501: the request itself, Update PhoneCalls, exists).
+            raise bad_request(ErrorCode.PC_ACTION_INVALID, "Invalid action.")
         if call is None:
             if action not in BULK_ACTIONS or context.extension is None:
                 raise bad_request(

@@ -21,7 +21,6 @@ from starlette.responses import Response
 
 from calls.uapi.wire import (
     EXTENSION_SELF,
-    MAX_COUNT,
     AgentStatus,
     CallEventType,
     ErrorCode,
@@ -30,14 +29,20 @@ from calls.uapi.wire import (
 
 from .call_events import EVENT_EXTENSION_TYPES
 from .engine import Emulator
-from .errors import UapiError, bad_request
+from .errors import STATUS_INVALID, UapiError, bad_request
 from .model import PHONE_CALL_FIELDS, Call, dumps
+from .profiles import EndedCall
 from .tokens import Context
 from .world import Account
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Request, Emulator], Awaitable[Response]]
+
+# Collections are limited to 20 entries unless ``count`` says otherwise (Getting Started);
+# startIndex is documented up to 5000 on both versions.
+DEFAULT_COUNT = 20
+MAX_START_INDEX = 5000
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -223,17 +228,51 @@ async def create_simple_phone_calls(request: Request, emulator: Emulator) -> Res
     return json_response([call.to_json(base_url(request, emulator))])
 
 
-def _int_param(request: Request, name: str, default: int, low: int, code: ErrorCode) -> int:
+def _paging(request: Request, emulator: Emulator) -> tuple[int, int]:
+    """``count`` and ``startIndex`` of a collection request, checked as the version does:
+    3.x documents count up to 5000 and is played clamping a larger one to 5000; 5.x refuses
+    a count outside 1..4999 with ``count_invalid`` (4PSA's own client caps it at 4999)."""
+    profile = emulator.profile
+    count = _number_param(request, "count", DEFAULT_COUNT)
+    if count is not None and count > profile.max_count and profile.clamps_count:
+        count = profile.max_count
+    if count is None or not 1 <= count <= profile.max_count:
+        raise bad_request(
+            ErrorCode.COUNT_INVALID,
+            f"Invalid count. It must be a number from 1 to {profile.max_count}.",
+        )
+    start = _number_param(request, "startIndex", 0)
+    if start is None or not 0 <= start <= MAX_START_INDEX:
+        raise bad_request(
+            ErrorCode.STARTINDEX_INVALID,
+            f"Invalid startIndex. It must be a number from 0 to {MAX_START_INDEX}.",
+        )
+    return count, start
+
+
+def _number_param(request: Request, name: str, default: int) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        return int(raw)
     except ValueError:
-        value = low - 1
-    if not low <= value <= MAX_COUNT:
-        raise bad_request(code, f"Invalid {name}. It must be a number from {low} to {MAX_COUNT}.")
-    return value
+        return None
+
+
+def collection(emulator: Emulator, body: dict[str, Any]) -> Any:
+    """A collection's body as the version shapes it: 5.x wraps it in an array (the v5
+    QueueAgents example, ``[ { "entry": [ ... ] } ]``), 3.x answers the object itself."""
+    return [body] if emulator.profile.wraps_collections else body
+
+
+def _head(request: Request, base: str, start: int, count: int, total: int) -> dict[str, Any]:
+    head: dict[str, Any] = {"startIndex": start, "itemsPerPage": count, "totalResults": total}
+    if start + count < total:
+        head["next"] = _page_url(request, base, start + count)
+    if start > 0:
+        head["prev"] = _page_url(request, base, max(0, start - count))
+    return head
 
 
 def _parse_date(value: str) -> datetime:
@@ -245,8 +284,7 @@ def list_phone_calls(
     request: Request, emulator: Emulator, context: Context, call_id: str | None
 ) -> Response:
     query = request.query_params
-    count = _int_param(request, "count", 20, 1, ErrorCode.COUNT_INVALID)
-    start = _int_param(request, "startIndex", 0, 0, ErrorCode.STARTINDEX_INVALID)
+    count, start = _paging(request, emulator)
     wanted: list[str] = []
     for raw in query.getlist("fields"):
         wanted.extend(f.strip() for f in raw.split(",") if f.strip())
@@ -260,6 +298,8 @@ def list_phone_calls(
     calls = emulator.visible_calls(context)
     if call_id is not None:
         calls = [c for c in calls if c.id == call_id]
+        if not calls:
+            return _ended_call(emulator, start, count)
     calls = _filter(request, calls)
     if sort.startswith("desc"):
         calls.reverse()
@@ -268,18 +308,37 @@ def list_phone_calls(
         return no_content()
     page = calls[start : start + count]
     base = base_url(request, emulator)
-    head: dict[str, Any] = {"startIndex": start, "itemsPerPage": count, "totalResults": total}
-    if start + count < total:
-        head["next"] = _page_url(request, base, start + count)
-    if start > 0:
-        head["prev"] = _page_url(request, base, max(0, start - count))
+    head = _head(request, base, start, count, total)
     if wanted:
         keep = set(wanted) | {"id"}
         entries = [{k: v for k, v in c.to_json(base).items() if k in keep} for c in page]
-        return json_response({**head, "entry": entries})
+        return json_response(collection(emulator, {**head, "entry": entries}))
     # The fast path: each call's JSON is cached, so a page is one join.
     body = dumps(head)[:-1] + b',"entry":[' + b",".join(c.to_bytes(base) for c in page) + b"]}"
+    if emulator.profile.wraps_collections:
+        body = b"[" + body + b"]"
     return raw_json(body)
+
+
+def _ended_call(emulator: Emulator, start: int, count: int) -> Response:
+    """The lookup of a call that is not (or no longer) live, as the version answers it.
+
+    3.x: 400 ``pc_phonecall_invalid``, the code its pages give for a phoneCallId that
+    references no call. 5.x: 200 with ``totalResults`` 0 and no ``entry`` (null fields are
+    omitted; a third-party client ends its wait on totalResults 0). The control API can make
+    either answer 204 instead (``endedCall``). The emulator does not tell an ended call from
+    an id that never was one: a real server keeps no list of ended calls here either."""
+    answer = emulator.ended_call
+    if answer is EndedCall.NO_CONTENT:
+        return no_content()
+    if answer is EndedCall.INVALID:
+        raise bad_request(
+            ErrorCode.PC_PHONECALL_INVALID,
+            "Invalid phoneCallId. It must be alphanumeric and reference an existing phone call.",
+        )
+    return json_response(
+        collection(emulator, {"startIndex": start, "itemsPerPage": count, "totalResults": 0})
+    )
 
 
 def _filter(request: Request, calls: list[Call]) -> list[Call]:
@@ -353,33 +412,35 @@ def _single_extension(
     return ext
 
 
-def _collection(entries: list[dict[str, Any]]) -> Response:
+def _collection(request: Request, emulator: Emulator, entries: list[dict[str, Any]]) -> Response:
+    """A paged collection (count, startIndex, next/prev as List PhoneCalls), shaped as the
+    version shapes collections; 204 when there is nothing at all."""
+    count, start = _paging(request, emulator)
     if not entries:
         return no_content()
-    return json_response(
-        {
-            "startIndex": 0,
-            "itemsPerPage": len(entries),
-            "totalResults": len(entries),
-            "entry": entries,
-        }
-    )
+    head = _head(request, base_url(request, emulator), start, count, len(entries))
+    return json_response(collection(emulator, {**head, "entry": entries[start : start + count]}))
 
 
-def _event_type(raw: str | None) -> CallEventType | None:
+def _event_type(raw: str | None, emulator: Emulator) -> CallEventType | None:
+    """The type segment of a PhoneCallEvents URI; one the version does not have (3.x: 3 and
+    4) is refused like an unknown one, with ``pce_type_invalid``."""
     if raw is None:
         return None
     try:
-        return CallEventType(int(raw))
+        event_type = CallEventType(int(raw))
     except ValueError:
-        raise bad_request(ErrorCode.PCE_TYPE_INVALID, "Invalid type. It must be 0 to 4.") from None
+        event_type = None
+    if event_type is None or event_type not in emulator.profile.event_types:
+        raise bad_request(ErrorCode.PCE_TYPE_INVALID, emulator.event_type_message())
+    return event_type
 
 
 @uapi_endpoint
 async def phone_call_events(request: Request, emulator: Emulator) -> Response:
     context = context_of(request, emulator)
     ext = _single_extension(context, EVENT_EXTENSION_TYPES, emulator)
-    event_type = _event_type(request.path_params.get("type"))
+    event_type = _event_type(request.path_params.get("type"), emulator)
     event_id: str | None = request.path_params.get("eventId")
     base = base_url(request, emulator)
     if request.method == "POST" and event_type is None:
@@ -389,7 +450,7 @@ async def phone_call_events(request: Request, emulator: Emulator) -> Response:
     matching = emulator.registrations_of(ext, event_type, event_id)
     if request.method == "GET":
         matching.sort(key=lambda r: (r.url, r.id))  # the docs: ordered by url
-        return _collection([r.to_json(base) for r in matching])
+        return _collection(request, emulator, [r.to_json(base) for r in matching])
     if request.method == "PUT" and event_type is not None and event_id is not None:
         if not matching:
             raise bad_request(ErrorCode.PCE_ID_INVALID, "Invalid id. No such PhoneCallEvent.")
@@ -428,7 +489,8 @@ async def queue_agents(request: Request, emulator: Emulator) -> Response:
     if request.method == "GET":
         chosen = [agent] if agent else list(emulator.queue_agents(queue))
         chosen.sort(key=lambda a: int(emulator.agent_status_of(queue, a)))  # ordered by status
-        return _collection([_agent_entry(emulator, base, user, queue, a) for a in chosen])
+        entries = [_agent_entry(emulator, base, user, queue, a) for a in chosen]
+        return _collection(request, emulator, entries)
     if request.method == "PUT" and agent is not None:
         body = await read_json(request)
         raw = body.get("status") if isinstance(body, dict) else None
@@ -437,11 +499,11 @@ async def queue_agents(request: Request, emulator: Emulator) -> Response:
                 raise ValueError
             status = AgentStatus(int(raw))
         except (TypeError, ValueError):
-            raise bad_request(
-                ErrorCode.QA_STATUS_INVALID, "Invalid status. It must be 0, 1 or 2."
-            ) from None
+            # status_invalid: the code of the 3.x Update QueueAgents page.
+            raise bad_request(STATUS_INVALID, "Invalid status. It must be 0, 1 or 2.") from None
         emulator.set_agent_status(agent, status, queue)
-        return json_response(_agent_entry(emulator, base, user, queue, agent))
+        # Update QueueAgents returns an array of the agents it changed (3.x page).
+        return json_response([_agent_entry(emulator, base, user, queue, agent)])
     raise not_implemented()
 
 
@@ -450,10 +512,9 @@ async def presence(request: Request, emulator: Emulator) -> Response:
     context = context_of(request, emulator)
     if request.method != "GET":
         raise not_implemented()
-    if context.extension is not None:
-        return json_response(emulator.presence(context.extension))
-    # Choice: @self answers the collection envelope, one Presence per extension.
-    return _collection([emulator.presence(e) for e in sorted(context.account.extensions)])
+    # List Presence answers a collection, for one extension as for @self (3.x List Presence).
+    extensions = [context.extension] if context.extension else sorted(context.account.extensions)
+    return _collection(request, emulator, [emulator.presence(e) for e in extensions])
 
 
 async def not_implemented_endpoint(request: Request) -> Response:

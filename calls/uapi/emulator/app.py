@@ -17,6 +17,7 @@ from calls.uapi.wire import API_PREFIXES, TOKEN_PATH
 from . import api, control
 from .engine import Emulator
 from .faults import FaultMiddleware
+from .profiles import DEFAULT_VOIPNOW
 
 ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 
@@ -76,6 +77,7 @@ def create_app(
     speed: float | None = None,
     traffic: bool = False,
     base_url: str | None = None,
+    voipnow: int = DEFAULT_VOIPNOW,
 ) -> Starlette:
     """A VoipNow UAPI emulator as a Starlette app; ``app.state.emulator`` is its world.
 
@@ -83,9 +85,10 @@ def create_app(
     override the scenario's. ``traffic=True`` starts random arrivals with the first request
     (no lifespan is needed, so it also works under ``httpx.ASGITransport``); servers usually
     call ``await app.state.emulator.start_traffic()`` instead. ``base_url`` fixes the
-    scheme and host of links; by default they follow the request's Host.
+    scheme and host of links; by default they follow the request's Host. ``voipnow`` (3 or
+    5) is the VoipNow version played (``profiles``); ValueError for another.
     """
-    emulator = Emulator(scenario, seed=seed, speed=speed, base_url=base_url)
+    emulator = Emulator(scenario, seed=seed, speed=speed, base_url=base_url, voipnow=voipnow)
     routes: list[BaseRoute] = [Route(TOKEN_PATH, api.token, methods=ALL_METHODS)]
     for prefix in API_PREFIXES:
         routes.extend(uapi_routes(prefix))

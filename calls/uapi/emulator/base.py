@@ -21,6 +21,7 @@ from calls.uapi.wire import AgentStatus, CallEventType
 
 from .events import EventSender, Registration
 from .model import Call, View
+from .profiles import Profile
 from .world import World
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 class EmulatorBase(ABC):
     world: World
+    profile: Profile  # what differs between VoipNow 3.x and 5.x
     speed: float
     events: EventSender
     tokens: dict[str, Token]

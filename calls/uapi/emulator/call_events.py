@@ -13,7 +13,7 @@ from typing import Any
 from calls.uapi.wire import CallEventMethod, CallEventType, ErrorCode, ExtensionType
 
 from .base import EmulatorBase
-from .errors import bad_request
+from .errors import PCET_TYPE_INVALID, bad_request
 from .events import Registration
 from .model import Call, View, compact, now
 from .params import enum_field, split_caller_id
@@ -28,18 +28,33 @@ EVENT_EXTENSION_TYPES = frozenset(
     }
 )
 
+EVENT_TYPE_NAMES = {
+    CallEventType.DIAL_IN: "Dial-In",
+    CallEventType.DIAL_OUT: "Dial-Out",
+    CallEventType.HANGUP: "Hangup",
+    CallEventType.ANSWER_INCOMING: "Answer incoming call",
+    CallEventType.ANSWER_OUTGOING: "Answer outgoing call",
+}
+
 
 class CallEvents(EmulatorBase):
     def register_event(
         self, context: Context, spec: dict[str, Any], existing: Registration | None = None
     ) -> Registration:
-        """Create or update a PhoneCallEvent. Validation order: type, method, url, status."""
+        """Create or update a PhoneCallEvent. Validation order: type, method, url, status.
+
+        A type the VoipNow version does not have (3.x: only 0, 1 and 2) is refused like an
+        unknown one: ``pcet_type_invalid`` on Create, ``pce_type_invalid`` on Update, the
+        codes of the 3.x Create and Update PhoneCallEvents pages."""
         ext = context.extension
         assert ext is not None
         base = existing
         event_type = enum_field(spec, "type", CallEventType, base.type if base else None)
-        if event_type is None:
-            raise bad_request(ErrorCode.PCE_TYPE_INVALID, "Invalid type. It must be 0 to 4.")
+        if event_type is None or event_type not in self.profile.event_types:
+            raise bad_request(
+                PCET_TYPE_INVALID if base is None else ErrorCode.PCE_TYPE_INVALID,
+                self.event_type_message(),
+            )
         method = enum_field(spec, "method", CallEventMethod, base.method if base else None)
         if method is None:
             raise bad_request(
@@ -71,6 +86,11 @@ class CallEvents(EmulatorBase):
         self.registrations.setdefault(ext, {})[registration.id] = registration
         return registration
 
+    def event_type_message(self) -> str:
+        """The message refusing a Call Event type this version does not have."""
+        allowed = [f"{int(t)} ({EVENT_TYPE_NAMES[t]})" for t in sorted(self.profile.event_types)]
+        return f"Invalid type. It must be {', '.join(allowed[:-1])} or {allowed[-1]}."
+
     def registrations_of(
         self, ext: str, event_type: CallEventType | None = None, event_id: str | None = None
     ) -> list[Registration]:
@@ -89,6 +109,9 @@ class CallEvents(EmulatorBase):
             mine.pop(registration.id, None)
 
     def _send(self, ext: str, event_type: CallEventType, fields: dict[str, str]) -> None:
+        if event_type not in self.profile.event_types:
+            # Kept from before a switch to an older version, which has no such event.
+            return
         for registration in self.registrations.get(ext, {}).values():
             if registration.status == 1 and registration.type == event_type:
                 self.events.submit(registration, fields)
@@ -118,8 +141,10 @@ class CallEvents(EmulatorBase):
                 "CalledNumber": called_number,
                 "CallStatus": status,
                 "CallFlow": flow,
-                # Unknown in the docs (description cut off): assumed to be the PhoneCall id.
-                "CallAPIID": call.id,
+                # The PhoneCall id of a call made through the API (4PSA's app-securemyform
+                # reads it after Create Simple PhoneCalls); empty for other calls on 3.x.
+                # 5.x is played setting it for every call, so a client meets both cases.
+                "CallAPIID": call.id if call.via_api or self.profile.call_api_id_always else "",
             }
         )
 

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .profiles import DEFAULT_VOIPNOW, VERSIONS
 from .world import DEMO_SCENARIO
 
 SERVER_PACKAGES = frozenset({"starlette", "uvicorn"})
@@ -38,6 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=float, default=None, help="time factor, 10 = 10x")
     parser.add_argument("--no-traffic", action="store_true", help="no random arrivals")
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument(
+        "--voipnow",
+        type=int,
+        choices=VERSIONS,
+        default=DEFAULT_VOIPNOW,
+        help=f"VoipNow version to behave as (default {DEFAULT_VOIPNOW})",
+    )
 
 
 def serve(options: Mapping[str, Any], announce: Callable[[str], None] | None = None) -> None:
@@ -56,7 +64,8 @@ def serve(options: Mapping[str, Any], announce: Callable[[str], None] | None = N
     if announce is not None:
         announce(
             f"UAPI emulator on http://{options['host']}:{options['port']} "
-            f"(scenario {options['scenario']}, traffic {'off' if options['no_traffic'] else 'on'})"
+            f"(VoipNow {options['voipnow']}, scenario {options['scenario']}, "
+            f"traffic {'off' if options['no_traffic'] else 'on'})"
         )
     asyncio.run(
         serve_app(
@@ -67,5 +76,6 @@ def serve(options: Mapping[str, Any], announce: Callable[[str], None] | None = N
             speed=options["speed"],
             traffic=not options["no_traffic"],
             access_log=options["access_log"],
+            voipnow=options["voipnow"],
         )
     )

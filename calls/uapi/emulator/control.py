@@ -15,6 +15,7 @@ from starlette.routing import Route
 from .api import base_url, json_response, no_content, raw_json
 from .engine import Emulator
 from .errors import ControlError
+from .profiles import VERSIONS, EndedCall
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +219,33 @@ async def fault(request: Request, emulator: Emulator) -> Response:
     return no_content()
 
 
+def _profile_json(emulator: Emulator) -> dict[str, Any]:
+    override = emulator.ended_call_override
+    return {
+        "voipnow": emulator.profile.voipnow,
+        "endedCall": str(emulator.ended_call),
+        "endedCallOverride": None if override is None else str(override),
+    }
+
+
+@control
+async def profile(request: Request, emulator: Emulator) -> Response:
+    if request.method == "PUT":
+        data = await body_of(request)
+        if "voipnow" in data:
+            version = data["voipnow"]
+            if isinstance(version, bool) or version not in VERSIONS:
+                raise ControlError(400, "voipnow must be " + " or ".join(map(str, VERSIONS)))
+            emulator.set_voipnow(version)
+        if "endedCall" in data:
+            answer = data["endedCall"]
+            choices = [e.value for e in EndedCall]
+            if answer is not None and answer not in choices:
+                raise ControlError(400, f"endedCall must be null or one of {', '.join(choices)}")
+            emulator.ended_call_override = None if answer is None else EndedCall(answer)
+    return json_response(_profile_json(emulator))
+
+
 @control
 async def state(request: Request, emulator: Emulator) -> Response:
     return json_response(emulator.state())
@@ -239,4 +267,5 @@ ROUTES = [
     Route("/_emulator/faults", faults, methods=["GET", "POST", "DELETE"]),
     Route("/_emulator/faults/{faultId}", fault, methods=["DELETE"]),
     Route("/_emulator/state", state, methods=["GET"]),
+    Route("/_emulator/profile", profile, methods=["GET", "PUT"]),
 ]

@@ -46,6 +46,7 @@ from .errors import ControlError
 from .events import EventSender
 from .faults import FaultBook
 from .model import Call, View, now
+from .profiles import DEFAULT_VOIPNOW, EndedCall, Profile, profile_for
 from .queues import Phone, QueuesAndAgents
 from .simple import SimpleCalls
 from .tokens import Context, Tokens
@@ -76,7 +77,11 @@ class Emulator(QueuesAndAgents, SimpleCalls, PhoneCallActions, CallEvents, Token
         seed: int | None = None,
         speed: float | None = None,
         base_url: str | None = None,
+        voipnow: int = DEFAULT_VOIPNOW,
     ) -> None:
+        self.profile: Profile = profile_for(voipnow)
+        # None: the profile's own answer to the lookup of an ended call.
+        self.ended_call_override: EndedCall | None = None
         self.scenario = load_scenario(scenario)
         self.world = build_world(self.scenario)
         self.seed = self.world.seed if seed is None else int(seed)
@@ -126,10 +131,27 @@ class Emulator(QueuesAndAgents, SimpleCalls, PhoneCallActions, CallEvents, Token
 
     def reset(self) -> None:
         """Back to the scenario's initial state: no calls, rings, faults, event registrations,
-        agents online, phones as configured. Tokens are kept; the lifetime override is not."""
+        agents online, phones as configured. Tokens and the VoipNow version are kept; the
+        lifetime and ended-call overrides are not."""
         self._reset_world()
         self.faults.remove()
         self.token_lifetime = None
+        self.ended_call_override = None
+
+    # ------------------------------------------------------------------ VoipNow version
+
+    def set_voipnow(self, voipnow: int) -> Profile:
+        """Play VoipNow ``voipnow`` (3 or 5) from now on; raises ValueError for another.
+
+        Live calls and registrations stay; registrations of event types the version does not
+        have stay listed but receive nothing."""
+        self.profile = profile_for(voipnow)
+        return self.profile
+
+    @property
+    def ended_call(self) -> EndedCall:
+        """How the lookup of a call that is no longer live is answered."""
+        return self.ended_call_override or self.profile.ended_call
 
     async def stop(self) -> None:
         """Stop traffic, timers and Call Event delivery."""
@@ -426,6 +448,8 @@ class Emulator(QueuesAndAgents, SimpleCalls, PhoneCallActions, CallEvents, Token
             }
         return {
             "scenario": self.world.name,
+            "voipnow": self.profile.voipnow,
+            "endedCall": str(self.ended_call),
             "seed": self.seed,
             "speed": self.speed,
             "traffic": self.traffic_running,

@@ -201,13 +201,15 @@ class FaultMiddleware:
 
 
 def _garble(body: bytes) -> bytes:
-    """The first ``entry`` of a collection without its ``id``: valid JSON, but not a call a
-    client can use. Other bodies are answered unchanged."""
+    """The first ``entry`` of a collection (either shape: the object, or the object wrapped
+    in an array) without its ``id``: valid JSON, but not a call a client can use. Other
+    bodies are answered unchanged."""
     try:
         data = json.loads(body)
     except ValueError:
         return body
-    entries = data.get("entry") if isinstance(data, dict) else None
+    envelope = data[0] if isinstance(data, list) and len(data) == 1 else data
+    entries = envelope.get("entry") if isinstance(envelope, dict) else None
     if not isinstance(entries, list) or not entries or not isinstance(entries[0], dict):
         return body
     entries[0].pop("id", None)

@@ -118,6 +118,9 @@ class Call:
     offered_to: str | None = None  # agent whose phone is ringing with this waiting call
     phase: int = 0  # bumped when the call is answered anew, so a stale talk timer does nothing
     ended: bool = False
+    # Made through Create Simple PhoneCalls: its Call Events carry its id as CallAPIID on
+    # every VoipNow version.
+    via_api: bool = False
     _dicts: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     _bytes: dict[str, bytes] = field(default_factory=dict, repr=False)
 

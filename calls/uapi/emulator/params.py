@@ -88,14 +88,15 @@ def wait_for_pickup(payload: dict[str, Any]) -> float:
 
 
 def private_flag(value: Any) -> bool:
-    """Whisper's ``private`` (default false); raises ``pc_private_invalid``."""
+    """Whisper's ``private`` (default 0): the number 0 or 1, or the string "0" or "1" (4PSA's
+    MCP client sends strings). Anything else, booleans included, raises
+    ``pc_private_invalid``: the 3.x Whisper page and its example (``"private":0``) give a
+    number, and the code is named like the other PhoneCallAction fields' (not documented)."""
     if value is None:
         return False
-    if isinstance(value, bool):
-        return value
-    if value in (0, 1, "0", "1", "true", "false"):
-        return value in (1, "1", "true")
-    raise bad_request(ErrorCode.PC_PRIVATE_INVALID, "Invalid private. It must be a boolean.")
+    if (type(value) is int and value in (0, 1)) or value in ("0", "1"):
+        return value in (1, "1")
+    raise bad_request(ErrorCode.PC_PRIVATE_INVALID, "Invalid private. It must be 0 or 1.")
 
 
 def enum_field(spec: dict[str, Any], key: str, enum: type[E], default: E | None) -> E | None:

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from calls.uapi.wire import AgentStatus, CallEventType, ErrorCode, Flow, PresenceStatus, ViewStatus
+from calls.uapi.wire import AgentStatus, CallEventType, Flow, PresenceStatus, ViewStatus
 
 from .base import EmulatorBase
-from .errors import ControlError, bad_request
+from .errors import QAG_AGENT_INVALID, ControlError, bad_request
 from .model import Call, View, iso, now
 from .world import Queue
 
@@ -159,13 +159,12 @@ class QueuesAndAgents(EmulatorBase):
 
     def queue_agent(self, queue: str, number: str) -> str:
         """The extended number of the agent of ``queue`` called ``number`` (short numbers are
-        read in the queue's organization); raises ``qa_agent_invalid``."""
+        read in the queue's organization); raises ``qag_agent_invalid``, the code of the 3.x
+        Update QueueAgents page."""
         org = self.world.extensions[queue].organization_id
         agent = self.world.resolve_number(number, org)
         if agent is None or agent not in self.queue_agents(queue):
-            raise bad_request(
-                ErrorCode.QA_AGENT_INVALID, "Invalid agent. Not an agent of the queue."
-            )
+            raise bad_request(QAG_AGENT_INVALID, "Invalid agent. Not an agent of the queue.")
         return agent
 
     def queue_agents(self, queue: str) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import uvicorn
 
 from .app import create_app
+from .profiles import DEFAULT_VOIPNOW
 
 
 async def serve(
@@ -19,9 +20,10 @@ async def serve(
     traffic: bool = True,
     log_level: str = "info",
     access_log: bool = False,
+    voipnow: int = DEFAULT_VOIPNOW,
 ) -> None:
     """Run until interrupted (uvicorn handles SIGINT and SIGTERM)."""
-    app = create_app(scenario, seed=seed, speed=speed)
+    app = create_app(scenario, seed=seed, speed=speed, voipnow=voipnow)
     emulator = app.state.emulator
     # A line per request buries everything else (the dashboard polls every few seconds).
     config = uvicorn.Config(

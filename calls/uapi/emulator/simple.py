@@ -74,6 +74,7 @@ class SimpleCalls(EmulatorBase):
             caller_name=name,
             auto=False,  # no queue model: only its own timers and requests change it
             talk_seconds=duration,
+            via_api=True,
         )
         self.calls[call.id] = call
         self._ref(call.extension, call, 1)

@@ -20,6 +20,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from calls.demo_data import PASSWORD, seed
+from calls.uapi.emulator.profiles import DEFAULT_VOIPNOW, VERSIONS
 
 
 def _wait_for_port(
@@ -48,6 +49,13 @@ class Command(BaseCommand):
             "--speed", type=float, default=1.0, help="emulator traffic speed factor"
         )
         parser.add_argument("--no-emulator", action="store_true", help="use UAPI_BASE_URL as it is")
+        parser.add_argument(
+            "--voipnow",
+            type=int,
+            choices=VERSIONS,
+            default=DEFAULT_VOIPNOW,
+            help="VoipNow version the emulator behaves as (see calls/uapi/emulator/README.md)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
@@ -66,6 +74,8 @@ class Command(BaseCommand):
                         str(options["emulator_port"]),
                         "--speed",
                         str(options["speed"]),
+                        "--voipnow",
+                        str(options["voipnow"]),
                     ],
                     cwd=settings.BASE_DIR,
                     # Ctrl-C reaches the whole foreground group; we stop the emulator ourselves.

@@ -74,7 +74,7 @@ async def test_a_barge_in_rings_then_joins_the_call(
     assert ringing["callerId"] == "John Doe <42420042>"
     assert ringing["flow"] == 2
     await wait_until(lambda: emulator.calls[call_id].views["02"].status == 5)
-    listed = (await http.get(f"{AGENT_URL}/{call_id}", headers=auth)).json()
+    listed = (await http.get(f"{AGENT_URL}/{call_id}", headers=auth)).json()[0]
     joined = listed["entry"][0]["phoneCallView"][2]
     assert joined["status"] == 5
     assert "answered" in joined
@@ -241,10 +241,10 @@ async def test_a_refused_request_never_rings(
     assert sorted(emulator.calls[call_id].views) == ["00", "01"]
 
 
-async def test_whisper_accepts_private_and_refuses_a_non_boolean(
+async def test_whisper_accepts_private_and_refuses_a_value_other_than_0_or_1(
     emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], call_id: str
 ) -> None:
-    ok = await put(http, auth, call_id, barge(action="Whisper", private=True))
+    ok = await put(http, auth, call_id, barge(action="Whisper", private=1))
     bad = await put(http, auth, call_id, barge(action="Whisper", private="maybe"))
     assert ok.status_code == 202
     assert error_code(bad) == "pc_private_invalid"
@@ -268,7 +268,7 @@ async def test_hold_park_and_recording_set_their_view_fields(
         {"action": "StartRecording", "phoneCallViewId": "01", "format": "mp3"},
     ):
         assert (await put(http, auth, call_id, body)).status_code == 202
-    views = (await http.get(f"{AGENT_URL}/{call_id}", headers=auth)).json()["entry"][0][
+    views = (await http.get(f"{AGENT_URL}/{call_id}", headers=auth)).json()[0]["entry"][0][
         "phoneCallView"
     ]
     assert "onHold" in views[1]

@@ -119,7 +119,7 @@ async def test_a_dead_or_slow_receiver_does_not_slow_list_phone_calls(
         await http.post("/_emulator/calls", json={"queue": "0001*100", "count": 200})
         response = await http.get("/uapi/phoneCalls/@me/@self", params={"count": 200}, headers=auth)
         assert response.status_code == 200
-        assert response.json()["totalResults"] == 200
+        assert response.json()[0]["totalResults"] == 200
         # Answered while the slow receiver still holds the first delivery.
         assert seen == []
         await wait_until(lambda: any(e["outcome"] == "error" for e in emulator.events.log))

@@ -29,7 +29,7 @@ async def test_it_serves_the_uapi_over_real_http() -> None:
         assert created.json()["links"]["self"].startswith(url)
         await wait_until(lambda: emu.calls[call_id].answered is not None)
         listed = await http.get("/unifiedapi/phoneCalls/@me/@self", headers=auth)
-        assert [e["id"] for e in listed.json()["entry"]] == [call_id]
+        assert [e["id"] for e in listed.json()[0]["entry"]] == [call_id]
         barged = await http.put(
             f"/uapi/phoneCalls/@me/0001*201/{call_id}",
             json={"action": "BargeIn", "sendCallTo": "0001*024", "phoneCallViewId": "01"},
