@@ -89,11 +89,35 @@ def bob(world: dict[str, str]) -> User:
     return User.objects.get(username="bob")
 
 
+# The VoipNow versions the emulator plays. A test (or module) marked ``every_voipnow`` that
+# uses the emulator runs against each of them: what must hold wherever VoipNow is deployed.
+VOIPNOW_VERSIONS = (5, 3)
+every_voipnow = pytest.mark.every_voipnow
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    chosen = any(
+        "voipnow_version" in str(mark.args[0])
+        for mark in metafunc.definition.iter_markers("parametrize")
+    )
+    wanted = metafunc.definition.get_closest_marker("every_voipnow") is not None
+    if wanted and not chosen and "voipnow_version" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "voipnow_version", VOIPNOW_VERSIONS, indirect=True, ids=lambda v: f"voipnow{v}"
+        )
+
+
 @pytest.fixture
-async def emulator_app() -> AsyncIterator[Starlette]:
+def voipnow_version(request: pytest.FixtureRequest) -> int:
+    """The VoipNow version the emulator plays: 5 unless the test is parametrized."""
+    return int(getattr(request, "param", 5))
+
+
+@pytest.fixture
+async def emulator_app(voipnow_version: int) -> AsyncIterator[Starlette]:
     """The emulator in process (reached through ``httpx.ASGITransport``), without random
-    traffic; its links name ``EMULATOR_URL``."""
-    app = create_app(traffic=False, base_url=EMULATOR_URL)
+    traffic, playing ``voipnow_version``; its links name ``EMULATOR_URL``."""
+    app = create_app(traffic=False, base_url=EMULATOR_URL, voipnow=voipnow_version)
     yield app
     await app.state.emulator.stop()
 

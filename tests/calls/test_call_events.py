@@ -14,11 +14,15 @@ from calls.models import EventRegistration
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from calls.uapi.wire import CallEventType
+from tests.conftest import EMULATOR_URL, every_voipnow
+from tests.support.transport import EmulatorTransport
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), every_voipnow]
 
 HOOK = "http://callboard.test/hooks/voipnow/s3cret/"
 QUEUE = "0001*100"
+# VoipNow 3.x refuses the Answer types with pcet_type_invalid; 5.x takes all five.
+ACCEPTED = {5: tuple(CallEventType), 3: tuple(CallEventType)[:3]}
 
 
 class Clock:
@@ -40,18 +44,20 @@ def states(number: str = QUEUE) -> dict[int, str]:
 
 
 async def test_every_watched_extension_gets_each_type_once_with_our_note(
-    world: Any, emulator: Emulator, uapi: UapiClient
+    world: Any, emulator: Emulator, uapi: UapiClient, voipnow_version: int
 ) -> None:
     registration = CallEventRegistration(uapi, HOOK)
-    outcomes = await registration.reconcile(QUEUE)
-    assert {o.state for o in outcomes} == {"registered"}
+    await registration.reconcile(QUEUE)
     note = call_events.installation_note()
-    assert registered(emulator) == [(int(t), HOOK, note) for t in CallEventType]
-    assert await states() == {int(t): "registered" for t in CallEventType}
+    accepted = ACCEPTED[voipnow_version]
+    assert registered(emulator) == [(int(t), HOOK, note) for t in accepted]
+    assert await states() == {
+        int(t): "registered" if t in accepted else "refused" for t in CallEventType
+    }
 
 
 async def test_a_restart_reuses_what_is_there_and_drops_duplicates(
-    world: Any, emulator: Emulator, uapi: UapiClient
+    world: Any, emulator: Emulator, uapi: UapiClient, voipnow_version: int
 ) -> None:
     await CallEventRegistration(uapi, HOOK).reconcile(QUEUE)
     before = {r.id for r in emulator.registrations_of(QUEUE)}
@@ -61,20 +67,21 @@ async def test_a_restart_reuses_what_is_there_and_drops_duplicates(
     )
     await CallEventRegistration(uapi, HOOK).reconcile(QUEUE)  # a new process
     after = {r.id for r in emulator.registrations_of(QUEUE)}
-    assert len(after) == len(CallEventType)  # one of each type: nothing created, one dropped
+    # One of each type VoipNow takes: nothing created, the duplicate dropped.
+    assert len(after) == len(ACCEPTED[voipnow_version])
     assert after <= before | {duplicate}
     assert registered(emulator) == [
-        (int(t), HOOK, call_events.installation_note()) for t in CallEventType
+        (int(t), HOOK, call_events.installation_note()) for t in ACCEPTED[voipnow_version]
     ]
 
 
 async def test_what_an_earlier_version_registered_on_our_hook_is_adopted(
-    world: Any, emulator: Emulator, uapi: UapiClient
+    world: Any, emulator: Emulator, uapi: UapiClient, voipnow_version: int
 ) -> None:
     legacy = await uapi.create_call_event(extension=QUEUE, type=0, url=HOOK, note="Callboard")
     await CallEventRegistration(uapi, HOOK).reconcile(QUEUE)
     assert legacy in {r.id for r in emulator.registrations_of(QUEUE)}
-    assert len(emulator.registrations_of(QUEUE)) == len(CallEventType)
+    assert len(emulator.registrations_of(QUEUE)) == len(ACCEPTED[voipnow_version])
 
 
 async def test_a_registration_pointing_at_an_old_hook_is_replaced(
@@ -113,5 +120,32 @@ async def test_when_voipnow_cannot_be_reached_it_is_recorded_and_tried_again_soo
     emulator.faults.faults.remove(fault)
     clock.now += 60 * 60  # well past the first retry, before the hourly recheck of others
     wait = await registration.reconcile_due()
-    assert set((await states()).values()) == {"registered"}
+    assert "failed" not in set((await states()).values())
     assert wait > 0
+
+
+@pytest.mark.parametrize("voipnow_version", [3], indirect=True)
+async def test_voipnow_3_refuses_the_answer_types_and_they_wait_an_hour(
+    world: Any, emulator_app: Any, emulator: Emulator
+) -> None:
+    transport = EmulatorTransport(emulator_app)
+    clock = Clock()
+    async with UapiClient(EMULATOR_URL, "demo-app", "demo-secret", transport=transport) as uapi:
+        registration = CallEventRegistration(uapi, HOOK, clock=clock)
+        await registration.reconcile_due()  # every watched extension, as on start
+        assert await states() == {0: "registered", 1: "registered", 2: "registered"} | {
+            3: "refused",
+            4: "refused",
+        }
+        watched = await sync_to_async(call_events.watched_extensions)()
+        refused = [s for m, p, s in transport.sent if m == "POST" and s == 400]
+        assert len(refused) == 2 * len(watched)
+        transport.sent.clear()
+        clock.now += 59 * 60
+        await registration.reconcile_due()
+        assert not any(m == "POST" for m, _, _ in transport.sent)  # not tried again yet
+        clock.now += 2 * 60
+        await registration.reconcile_due()
+        posts = [p for m, p, _ in transport.sent if m == "POST"]
+        # The hour is up: the refused types (only) are asked for again on every extension.
+        assert len(posts) == 2 * len(watched)

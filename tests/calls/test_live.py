@@ -15,9 +15,9 @@ from calls.models import Organization
 from calls.store import LeaderLock
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
-from tests.conftest import answered_call
+from tests.conftest import answered_call, every_voipnow
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), every_voipnow]
 
 
 async def acme_id() -> int:

@@ -18,11 +18,11 @@ from calls.models import EventRegistration, Organization
 from calls.uapi.budget import RequestBudget
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
-from tests.conftest import EMULATOR_URL
+from tests.conftest import EMULATOR_URL, every_voipnow
 from tests.support.transport import GET, LIST, EmulatorTransport
 from tests.support.waiting import eventually, holds_throughout, wait_until
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), every_voipnow]
 
 HOOK = "http://callboard.test/hooks/voipnow/s3cret/"
 

@@ -20,10 +20,10 @@ from calls.live import Watcher
 from calls.models import Organization
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
-from tests.conftest import EMULATOR_URL
+from tests.conftest import EMULATOR_URL, every_voipnow
 from tests.support.transport import GET, LIST, EmulatorTransport
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), every_voipnow]
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from tests.calls.test_watcher_guards import (
     poll_in_flight,
     received,
 )
-from tests.conftest import EMULATOR_URL
+from tests.conftest import EMULATOR_URL, every_voipnow
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), every_voipnow]
 
 QUEUES = ("0001*100", "0001*101", "0002*100")
 # The supervisors' phones never pick up here, so a barge-in leg rings until the example ends:

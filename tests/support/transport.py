@@ -28,6 +28,8 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
     def __init__(self, app: Any) -> None:
         self._inner = httpx.ASGITransport(app=app)
         self.reads: list[str] = []
+        # Every request, as (method, path), with the status VoipNow answered.
+        self.sent: list[tuple[str, str, int]] = []
         self.list_answered = asyncio.Event()
         self._gate: asyncio.Event | None = None
 
@@ -40,6 +42,7 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         # The ASGI transport runs the emulator to the end: the answer is fixed from here on.
         response = await self._inner.handle_async_request(request)
+        self.sent.append((request.method, request.url.path, response.status_code))
         kind = _read_kind(request)
         if kind is not None:
             self.reads.append(kind)

@@ -28,6 +28,7 @@ from calls.uapi.client import UapiClient
 from calls.uapi.emulator import create_app
 from calls.uapi.errors import UapiError
 from calls.uapi.types import PhoneCall, PhoneCallView
+from tests.conftest import VOIPNOW_VERSIONS
 from tests.support.waiting import wait_for
 
 T = TypeVar("T")
@@ -56,6 +57,8 @@ class Target:
     callback_port: int | None = None
     other_org_extension: str | None = None
     non_phone_extension: str | None = None
+    # The version the emulator plays; for a real VoipNow, CONTRACT_VOIPNOW_VERSION if set.
+    voipnow: int | None = None
 
     @property
     def patience(self) -> float:
@@ -98,10 +101,13 @@ def target_from_environment() -> Target | None:
         callback_port=int(port) if port else None,
         other_org_extension=env.get("CONTRACT_OTHER_ORG_EXTENSION"),
         non_phone_extension=env.get("CONTRACT_NON_PHONE_EXTENSION"),
+        voipnow=int(env["CONTRACT_VOIPNOW_VERSION"].split(".")[0])
+        if env.get("CONTRACT_VOIPNOW_VERSION")
+        else None,
     )
 
 
-def emulator_target(base_url: str) -> Target:
+def emulator_target(base_url: str, voipnow: int) -> Target:
     """The demo world: Alice's desk phone calls a public number, her softphone barges in."""
     return Target(
         base_url=base_url,
@@ -114,6 +120,7 @@ def emulator_target(base_url: str) -> Target:
         callee="+14155550123",
         other_org_extension="0002*024",
         non_phone_extension="0001*100",  # a queue
+        voipnow=voipnow,
     )
 
 
@@ -121,8 +128,8 @@ class EmulatorServer:
     """The emulator served by uvicorn on a free 127.0.0.1 port, in a thread with its own
     event loop, so it outlives the per-test loops of pytest-asyncio."""
 
-    def __init__(self) -> None:
-        self.app = create_app(speed=EMULATOR_SPEED, traffic=False)
+    def __init__(self, voipnow: int) -> None:
+        self.app = create_app(speed=EMULATOR_SPEED, traffic=False, voipnow=voipnow)
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
@@ -347,16 +354,19 @@ class Made:
 # ---------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
-def contract_target() -> Iterator[Target]:
+@pytest.fixture(scope="session", params=VOIPNOW_VERSIONS, ids=lambda v: f"voipnow{v}")
+def contract_target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The emulator playing each VoipNow version in turn, or the real VoipNow configured."""
     real = target_from_environment()
     if real is not None:
+        if request.param != VOIPNOW_VERSIONS[0]:
+            pytest.skip("a real VoipNow is one version: the suite runs against it once")
         yield real
         return
-    server = EmulatorServer()
+    server = EmulatorServer(voipnow=request.param)
     url = server.start()
     try:
-        yield emulator_target(url)
+        yield emulator_target(url, request.param)
     finally:
         server.stop()
 

@@ -22,10 +22,13 @@ from calls.uapi.emulator import Emulator
 from calls.uapi.errors import CODE_WORDS, UapiAuthError, UapiRejected, UapiUnavailable
 from calls.uapi.types import PhoneCall, PhoneCallAction, WireFormatError
 from calls.uapi.wire import TOKEN_PATH, Action, ErrorCode
+from tests.conftest import every_voipnow
 
 from .conftest import serving
 
 EMULATOR_URL = "http://emulator.test"
+
+pytestmark = every_voipnow
 
 
 def fault(emulator: Emulator, **spec: Any) -> None:
