@@ -21,10 +21,10 @@ from calls.uapi.wire import (
 # "Name <number>", no looser than VoipNow: the Data Types grammar has letters, digits, "<",
 # ">", "+" and "*" and no punctuation, and 4PSA's own client checks ^[A-Za-z\s]+<[0-9*+]+>$.
 # Spaces only (no tabs or line breaks), and \Z, since $ also matches before a final newline.
-CALLER_ID_RE = re.compile(r"^[A-Za-z][A-Za-z ]*<[0-9*+]+>\Z")
+CALLER_ID_RE = re.compile(r"^[A-Za-z][A-Za-z ]*<\+?[0-9*]+>\Z")
 CALLER_ID_HELP = (
-    "Name <number>: a name in letters and spaces, then the number (digits, + or *) in angle "
-    "brackets, e.g. John Doe <+3334444>"
+    "Name <number>: a name in letters and spaces, then the number (digits or *, + in front) "
+    "in angle brackets, e.g. John Doe <+3334444>"
 )
 caller_id_validator = RegexValidator(
     CALLER_ID_RE, f"Enter a caller ID of the form {CALLER_ID_HELP}."

@@ -27,11 +27,12 @@ def split_caller_id(caller_id: str) -> tuple[str, str]:
 
 
 def valid_caller_id(value: str) -> bool:
-    match = re.match(r"^(?P<name>.+?)\s+<(?P<number>\+?[0-9*]+)>$", value)
-    if match is None:
-        return False
-    name = match["name"].strip()
-    return bool(name) and all(ch.isalnum() or ch in " .'-" for ch in name)
+    """VoipNow's UAPI-Caller-Id: the Data Types grammar allows letters, digits, "<", ">", "+"
+    and "*" (its examples add spaces), and 4PSA's own client checks ^[A-Za-z\\s]+<[0-9*+]+>$:
+    a name of letters, digits and spaces, then the number in angle brackets (a "+" only in
+    front, as phone numbers have it); punctuation is refused."""
+    match = re.fullmatch(r"(?P<name>[A-Za-z0-9 ]+?) *<(?P<number>\+?[0-9*]+)>", value)
+    return match is not None and bool(match["name"].strip())
 
 
 def positive_number(value: Any) -> float | None:
