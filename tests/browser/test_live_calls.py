@@ -100,6 +100,9 @@ class Demo:
             call = _http("POST", f"{self.emulator_url}/_emulator/calls/{call['id']}/answer", {})
         return call
 
+    def hang_up(self, call_id: str) -> None:
+        _http("DELETE", f"{self.emulator_url}/_emulator/calls/{call_id}")
+
     def watcher_state(self) -> str | None:
         return watcher_state(self.url)
 
@@ -134,9 +137,10 @@ def _ctrl_c_reaches_the_demo() -> None:
 
 
 @contextlib.contextmanager
-def running_demo(var_dir: Path) -> Iterator[Demo]:
-    """`manage.py demo` on free ports with a fresh database and fresh secrets, once its
-    watcher reports "ok"; stopped on the way out, whatever happened."""
+def running_demo(var_dir: Path, voipnow: int = 5) -> Iterator[Demo]:
+    """`manage.py demo` on free ports with a fresh database and fresh secrets, its emulator
+    playing VoipNow ``voipnow``, once its watcher reports "ok"; stopped on the way out,
+    whatever happened."""
     port, emulator_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in FOREIGN_SETTINGS}
     env |= {
@@ -144,9 +148,11 @@ def running_demo(var_dir: Path) -> Iterator[Demo]:
         "UAPI_BASE_URL": f"http://127.0.0.1:{emulator_port}",
         "CALLBOARD_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "PYTHONUNBUFFERED": "1",
+        "VOIPNOW_VERSION": {5: "5.6", 3: "3.5"}[voipnow],
     }
     log = var_dir / "demo.log"
     command = ["manage.py", "demo", "--port", str(port), "--emulator-port", str(emulator_port)]
+    command += ["--voipnow", str(voipnow)]
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, *command],
@@ -349,3 +355,40 @@ def test_a_wallboard_shows_its_queues_live_without_a_login_and_without_actions(
     expect(card.locator(".talking")).to_contain_text("on call")
     expect(page.locator(".barge-btn").first).to_be_hidden()
     assert "/accounts/login/" not in page.url
+
+
+@pytest.fixture(scope="module")
+def demo_on_voipnow_3(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    with running_demo(tmp_path_factory.mktemp("callboard-var-3"), voipnow=3) as running:
+        yield running
+
+
+def test_on_voipnow_3_calls_come_and_go_live_and_listening_is_not_offered(
+    browser: Browser, demo_on_voipnow_3: Demo
+) -> None:
+    """VoipNow 3.x: Call Events without the Answer types and without a UAPI id for inbound
+    calls, collections unwrapped, an ended call answered pc_phonecall_invalid, no Monitor."""
+    demo = demo_on_voipnow_3
+    with open_page(browser, demo) as page:
+        log_in(page, "alice")
+        call = demo.start_call(ACME_SALES, answer=True)
+        row = page.locator(f"tr#call-{call['id']}")
+        expect(row).to_be_visible()
+        expect(row.locator(".agent")).not_to_contain_text("waiting")
+
+        row.get_by_role("button", name="Barge in…").click()
+        dialog = page.locator("dialog#barge-dialog")
+        expect(dialog.locator("input[name=mode][value=whisper]")).to_have_count(1)
+        expect(dialog.locator("input[name=mode][value=listen]")).to_have_count(0)
+        expect(dialog).to_contain_text("Listening needs VoipNow 5.6 or later")
+        dialog.locator("input[name=mode][value=whisper]").check()
+        dialog.locator("button[type=submit]").click()
+        expect(page.locator("#barge-result")).to_have_text(
+            f"{ALICE_PHONE} is ringing: pick up to whisper to the agent."
+        )
+        dialog.locator("[data-close-dialog]").click()
+
+        demo.hang_up(call["id"])
+        expect(row).to_have_count(0)
+        expect(page.locator("#live-status")).to_have_attribute("data-state", "ok")
+        assert_not_reloaded(page)
