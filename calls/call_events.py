@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from calls.backoff import backoff
 from calls.models import EventRegistration, Extension
 from calls.uapi.client import UapiClient
 from calls.uapi.errors import UapiError, UapiRejected
@@ -205,7 +205,7 @@ class CallEventRegistration:
 
 
 def _backoff(failures: int) -> float:
-    return min(RECHECK_EVERY, RETRY_FIRST * 2.0 ** min(failures - 1, 10)) * random.uniform(0.8, 1.2)
+    return backoff(failures, first=RETRY_FIRST, cap=RECHECK_EVERY)
 
 
 def watched_extensions() -> list[str]:

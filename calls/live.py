@@ -14,7 +14,6 @@ import contextlib
 import gc
 import logging
 import math
-import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from calls import store
+from calls.backoff import backoff
 from calls.call_events import CallEventRegistration
 from calls.models import Extension, Organization
 from calls.rows import Directory, render_gone, render_row, render_status
@@ -55,12 +55,6 @@ DIRECTORY_EVERY = 30.0
 
 def org_group(org_id: int) -> str:
     return f"calls.org.{org_id}"
-
-
-def backoff(failures: int, *, first: float = 1.0, cap: float = BACKOFF_MAX) -> float:
-    """Seconds to wait after ``failures`` failures in a row: doubling from ``first`` up to
-    ``cap``, with ±20% jitter so that processes that failed together do not retry together."""
-    return min(cap, first * 2.0 ** min(max(failures, 1) - 1, 16)) * random.uniform(0.8, 1.2)
 
 
 @dataclass
@@ -447,7 +441,7 @@ class Watcher:
                     wait = max(0.0, next_poll - time.monotonic())
                 except (UapiError, OSError) as exc:
                     failures += 1
-                    wait = backoff(failures)
+                    wait = backoff(failures, first=1.0, cap=BACKOFF_MAX)
                     log.warning(
                         "VoipNow unavailable (attempt %d, next in %.1fs): %s", failures, wait, exc
                     )
@@ -455,7 +449,7 @@ class Watcher:
                     next_poll = 0.0
                 except Exception:  # a bug in one cycle must not end the watch
                     failures += 1
-                    wait = backoff(failures, first=2.0)
+                    wait = backoff(failures, first=2.0, cap=BACKOFF_MAX)
                     log.exception("watcher cycle failed")
                     next_poll = 0.0
                 await self._sleep(stop, wait, coalesce=failures == 0)
@@ -507,7 +501,8 @@ class Watcher:
             except Exception as exc:  # noqa: BLE001 - the layer is down (Redis restarting)
                 failures += 1
                 log.warning("cannot receive Call Events from the channel layer: %s", exc)
-                await asyncio.sleep(backoff(failures))  # polling carries on meanwhile
+                # Polling carries on meanwhile.
+                await asyncio.sleep(backoff(failures, first=1.0, cap=BACKOFF_MAX))
                 continue
             failures = 0
             if message.get("type") == "call.event":

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from django.utils import timezone
 
-from calls.models import Extension, Organization, Supervisor
+from calls.models import EventRegistration, Extension, Organization, Supervisor
 
 pytestmark = pytest.mark.django_db
 
@@ -92,3 +93,25 @@ def test_a_default_caller_id_must_read_name_number(admin_client: Client) -> None
         },
     )
     assert "Enter a caller ID of the form Name &lt;number&gt;" in response.content.decode()
+
+
+def test_the_admin_shows_which_call_events_each_extension_sends_read_only(
+    admin_client: Client,
+) -> None:
+    queue = Extension.objects.get(number="0001*100")
+    for event_type, state, code in [(0, "registered", ""), (3, "refused", "pcet_type_invalid")]:
+        EventRegistration.objects.create(
+            extension=queue, type=event_type, state=state, code=code, checked_at=timezone.now()
+        )
+    listing = admin_client.get("/admin/calls/eventregistration/").content.decode()
+    assert "Refused by VoipNow" in listing
+    assert "pcet_type_invalid" in listing
+    extension = admin_client.get(f"/admin/calls/extension/{queue.pk}/change/").content.decode()
+    assert "Answer (incoming)" in extension
+    assert "Refused by VoipNow" in extension
+    row = EventRegistration.objects.get(type=3)
+    response = admin_client.post(
+        f"/admin/calls/eventregistration/{row.pk}/change/", {"state": "registered"}
+    )
+    assert response.status_code == 403
+    assert admin_client.get("/admin/calls/eventregistration/add/").status_code == 403
