@@ -8,6 +8,7 @@ dashboard's process, on daphne's event loop. The emulator is a separate server, 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -82,9 +83,14 @@ class Command(BaseCommand):
                     start_new_session=True,
                 )
                 _wait_for_port("127.0.0.1", options["emulator_port"], 20, emulator)
+                if "VOIPNOW_VERSION" not in os.environ:
+                    # The dashboard offers what the emulator's version has (no listening on 3).
+                    settings.VOIPNOW_VERSION = {3: "3.5", 5: "5.6"}[options["voipnow"]]
             url = f"http://{options['host']}:{options['port']}/"
             self.stdout.write(self.style.SUCCESS(f"\nCallboard is running at {url}"))
-            self.stdout.write(f"  VoipNow (emulator): {settings.UAPI_BASE_URL}")
+            self.stdout.write(
+                f"  VoipNow {settings.VOIPNOW_VERSION} (emulator): {settings.UAPI_BASE_URL}"
+            )
             self.stdout.write(
                 f"  log in as alice (Acme), bob (Globex) or admin; password: {PASSWORD}"
             )
