@@ -11,33 +11,13 @@ from channels.layers import get_channel_layer
 
 from calls import live, store
 from calls.live import Watcher
-from calls.models import Organization
 from calls.store import LeaderLock
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from tests.conftest import answered_call, every_voipnow
+from tests.support.layer import acme_id, listen, received
 
 pytestmark = [pytest.mark.django_db(transaction=True), every_voipnow]
-
-
-async def acme_id() -> int:
-    return (await Organization.objects.aget(name="Acme")).pk
-
-
-async def listen(group: str) -> tuple[Any, str]:
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(group, channel)
-    return layer, channel
-
-
-async def messages(layer: Any, channel: str, quiet: float = 0.2) -> list[dict[str, Any]]:
-    out = []
-    while True:
-        try:
-            out.append(await asyncio.wait_for(layer.receive(channel), quiet))
-        except TimeoutError:
-            return out
 
 
 async def test_only_what_changed_is_broadcast_once_per_cycle(
@@ -52,7 +32,7 @@ async def test_only_what_changed_is_broadcast_once_per_cycle(
     await watcher.refresh_all()
     await watcher.refresh_all()  # nothing changed since: nothing is sent
 
-    [message] = await messages(layer, channel)
+    [message] = await received(layer, channel)
     assert message["type"] == "calls.changes"
     assert f'id="call-{a.id}"' in message["html"]
     assert b.id not in message["html"]
@@ -78,11 +58,11 @@ async def test_a_call_event_refreshes_just_that_call(emulator: Emulator, watcher
 
     await watcher.refresh_calls([call.id])
 
-    [message] = await messages(layer, channel)
+    [message] = await received(layer, channel)
     assert 'class="call state-talking"' in message["html"]
     emulator.hangup_call(call.id)
     await watcher.refresh_calls([call.id])
-    [gone] = await messages(layer, channel)
+    [gone] = await received(layer, channel)
     assert f'<tr id="call-{call.id}" hx-swap-oob="delete"' in gone["html"]
 
 
@@ -109,7 +89,7 @@ async def test_a_bad_answer_from_voipnow_never_stops_the_watcher(
         await asyncio.wait_for(task, 5)
 
     assert any(call.id in row for row in rows)
-    banners = [m["html"] for m in await messages(layer, channel)]
+    banners = [m["html"] for m in await received(layer, channel)]
     assert any("VoipNow cannot be reached" in html for html in banners)
     assert 'data-state="ok"' in banners[-1]
 
@@ -128,7 +108,7 @@ async def test_a_new_watcher_removes_the_rows_its_predecessor_left(
     layer, channel = await listen(live.org_group(await acme_id()))
     await successor.refresh_all()
 
-    [message] = await messages(layer, channel)
+    [message] = await received(layer, channel)
     assert message["prev"] == old_version
     assert message["version"] > old_version
     assert f'<tr id="call-{gone.id}" hx-swap-oob="delete"' in message["html"]

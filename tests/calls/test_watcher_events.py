@@ -14,21 +14,18 @@ from channels.layers import get_channel_layer
 
 from calls import store
 from calls.live import Watcher
-from calls.models import EventRegistration, Organization
+from calls.models import EventRegistration
 from calls.uapi.budget import RequestBudget
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from tests.conftest import EMULATOR_URL, every_voipnow
+from tests.support.layer import acme_id
 from tests.support.transport import GET, LIST, EmulatorTransport
 from tests.support.waiting import eventually, holds_throughout, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), every_voipnow]
 
 HOOK = "http://callboard.test/hooks/voipnow/s3cret/"
-
-
-async def acme_id() -> int:
-    return (await Organization.objects.aget(name="Acme")).pk
 
 
 async def shown_ids() -> set[str]:
@@ -55,9 +52,8 @@ async def client(transport: EmulatorTransport) -> AsyncIterator[UapiClient]:
 
 async def quiet_watcher(client: UapiClient) -> Watcher:
     """A watcher that polls only when told to."""
-    watcher = Watcher(
-        client, channel_layer=get_channel_layer(), poll_interval=60, call_events=False
-    )
+    layer = get_channel_layer()
+    watcher = Watcher(client, channel_layer=layer, poll_interval=60, call_events=False)
     await watcher.load_directory()
     return watcher
 
@@ -109,10 +105,7 @@ async def wait_until_shown(call_id: str) -> None:
 async def test_an_event_without_a_call_id_refreshes_the_extensions_it_names(
     world: Any, emulator: Emulator, client: UapiClient, transport: EmulatorTransport
 ) -> None:
-    watcher = Watcher(
-        client, channel_layer=get_channel_layer(), poll_interval=60, call_events=False
-    )
-    await watcher.load_directory()
+    watcher = await quiet_watcher(client)
     ending = emulator.create_call("0001*101", auto=False)
     await watcher.refresh_all()
     arriving = emulator.create_call("0001*100", auto=False)
@@ -127,10 +120,7 @@ async def test_an_event_without_a_call_id_refreshes_the_extensions_it_names(
 async def test_listing_by_extension_refused_falls_back_to_one_poll(
     world: Any, emulator: Emulator, client: UapiClient, transport: EmulatorTransport
 ) -> None:
-    watcher = Watcher(
-        client, channel_layer=get_channel_layer(), poll_interval=60, call_events=False
-    )
-    await watcher.load_directory()
+    watcher = await quiet_watcher(client)
     call = emulator.create_call("0001*100", auto=False)
     # 9999*999 is no extension VoipNow knows: it answers extension_invalid.
     await watcher.refresh_extensions(["9999*999"])
@@ -175,10 +165,7 @@ async def refreshed_after_event(
 async def test_the_status_carries_the_requests_of_the_last_minute(
     world: Any, emulator: Emulator, client: UapiClient
 ) -> None:
-    watcher = Watcher(
-        client, channel_layer=get_channel_layer(), poll_interval=60, call_events=False
-    )
-    await watcher.load_directory()
+    watcher = await quiet_watcher(client)
     await watcher.refresh_all()
     await watcher.refresh_all()
     usage = store.current_status().get("uapi")

@@ -17,10 +17,10 @@ from django.core.cache import cache
 
 from calls import live, store
 from calls.live import Watcher
-from calls.models import Organization
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from tests.conftest import EMULATOR_URL, every_voipnow
+from tests.support.layer import acme_id, listen, received
 from tests.support.transport import GET, LIST, EmulatorTransport
 
 pytestmark = [pytest.mark.django_db(transaction=True), every_voipnow]
@@ -57,26 +57,6 @@ async def poll_in_flight(watched: Watched) -> AsyncIterator[None]:
     finally:
         gate.set()
         await asyncio.wait_for(poll, 5)
-
-
-async def acme_id() -> int:
-    return (await Organization.objects.aget(name="Acme")).pk
-
-
-async def listen(group: str) -> tuple[Any, str]:
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(group, channel)
-    return layer, channel
-
-
-async def received(layer: Any, channel: str, quiet: float = 0.2) -> list[dict[str, Any]]:
-    out = []
-    while True:
-        try:
-            out.append(await asyncio.wait_for(layer.receive(channel), quiet))
-        except TimeoutError:
-            return out
 
 
 async def banner(layer: Any, channel: str, state: str) -> None:
@@ -194,10 +174,15 @@ async def test_after_the_store_lost_its_rows_the_watcher_publishes_them_all_agai
 # ---- many calls named at once ---------------------------------------------------------------
 
 
-async def test_more_than_twenty_calls_named_at_once_are_refreshed_by_one_poll(
-    emulator: Emulator, watched: Watched
+@pytest.mark.parametrize(
+    ("named", "reads"),
+    [(21, [LIST]), (20, [GET] * 20)],
+    ids=["more-than-twenty-one-poll", "up-to-twenty-one-by-one"],
+)
+async def test_calls_named_at_once_are_read_one_by_one_up_to_twenty_then_by_one_poll(
+    emulator: Emulator, watched: Watched, named: int, reads: list[str]
 ) -> None:
-    calls = [emulator.create_call("0001*100", auto=False) for _ in range(21)]
+    calls = [emulator.create_call("0001*100", auto=False) for _ in range(named)]
     await watched.watcher.refresh_all()
     for call in calls:
         emulator.hangup_call(call.id)
@@ -205,20 +190,5 @@ async def test_more_than_twenty_calls_named_at_once_are_refreshed_by_one_poll(
 
     await watched.watcher.refresh_calls(call.id for call in calls)
 
-    assert watched.transport.reads == [LIST]
-    assert (await store.snapshot(await acme_id()))[1] == []
-
-
-async def test_up_to_twenty_calls_named_at_once_are_read_one_by_one(
-    emulator: Emulator, watched: Watched
-) -> None:
-    calls = [emulator.create_call("0001*100", auto=False) for _ in range(20)]
-    await watched.watcher.refresh_all()
-    for call in calls:
-        emulator.hangup_call(call.id)
-    watched.transport.reads.clear()
-
-    await watched.watcher.refresh_calls(call.id for call in calls)
-
-    assert watched.transport.reads == [GET] * 20
+    assert watched.transport.reads == reads
     assert (await store.snapshot(await acme_id()))[1] == []

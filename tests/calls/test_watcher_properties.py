@@ -20,14 +20,10 @@ from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from calls.uapi.types import PhoneCallAction
 from calls.uapi.wire import USER_OWNER, Action
-from tests.calls.test_watcher_guards import (
-    EmulatorTransport,
-    Watched,
-    acme_id,
-    poll_in_flight,
-    received,
-)
+from tests.calls.test_watcher_guards import Watched, poll_in_flight
 from tests.conftest import EMULATOR_URL, every_voipnow
+from tests.support.layer import acme_id, received
+from tests.support.transport import EmulatorTransport
 
 pytestmark = [pytest.mark.django_db(transaction=True), every_voipnow]
 
