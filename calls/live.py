@@ -66,6 +66,8 @@ class _OrgState:
     inherited: set[str] = field(default_factory=set)
     # A publish failed half-way (Redis down): the store and the screens may miss anything.
     dirty: bool = False
+    # The Organization's panels (agents, queue figures) as last published, by name.
+    panels: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     async def inherit(cls, org_id: int) -> _OrgState:
@@ -341,19 +343,35 @@ class Watcher:
 
     # -- publish --
 
-    async def _publish(self, state: _OrgState, now: dict[str, PhoneCall]) -> None:
-        """Diff ``now`` against the last snapshot; store and broadcast what changed.
+    async def publish_panels(self, org_id: int, panels: dict[str, str]) -> None:
+        """Publish an Organization's panels (name → its rendered, out-of-band element) beside
+        its calls: the same versions, the same messages, the same snapshot, so a screen that
+        missed one resyncs as it does for calls. Only panels that changed are sent."""
+        async with self._apply_lock:
+            state = self._orgs.get(org_id)
+            if state is None:
+                return
+            await self._publish(state, state.calls, panels)
+
+    async def _publish(
+        self, state: _OrgState, now: dict[str, PhoneCall], panels: dict[str, str] | None = None
+    ) -> None:
+        """Diff ``now`` (and ``panels``) against the last snapshot; store and broadcast what
+        changed.
 
         If storing or sending fails half-way (Redis down), the next publish of this
         Organization sends everything again, so no screen and no snapshot stays behind.
         """
+        all_panels = {**state.panels, **(panels or {})}
         if state.dirty:
             state.inherited |= set(state.calls)
             state.calls = {}
+            state.panels = {}
         prev, inherited = state.calls, state.inherited
         changed = [c for cid, c in now.items() if prev.get(cid) is not c and prev.get(cid) != c]
         removed = [cid for cid in prev.keys() | inherited if cid not in now]
-        if not changed and not removed and state.version and not state.dirty:
+        new_panels = {n: html for n, html in all_panels.items() if state.panels.get(n) != html}
+        if not changed and not removed and not new_panels and state.version and not state.dirty:
             return
         directory = self._directories.get(state.org_id) or Directory(labels={})
         rows = {c.id: render_row(c, directory) for c in changed}
@@ -374,8 +392,11 @@ class Watcher:
             rows=rows,
             calls={c.id: _live_call(c, state.org_id, directory).to_cache() for c in changed},
             removed=removed,
+            panels=new_panels,
+            panel_names=list(all_panels),
         )
         sent = [html for cid, html in rows.items() if cid not in unchanged]
+        sent += new_panels.values()
         if sent or removed:
             await self.layer.group_send(
                 org_group(state.org_id),
@@ -387,6 +408,7 @@ class Watcher:
                 },
             )
         state.calls, state.inherited, state.version, state.dirty = now, set(), version, False
+        state.panels = all_panels
 
     async def _beat(self, state: str, error: str = "") -> None:
         versions = {str(o): s.version for o, s in self._orgs.items() if s.version}

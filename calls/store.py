@@ -2,11 +2,12 @@
 
 One place knows the keys. The watcher writes through the write side (``publish``,
 ``write_status``, ``LeaderLock``); consumers, views and selectors read through the read side
-(``snapshot_and_status``, ``current_status``, ``live_call``). Nobody else spells a key.
+(``read_snapshot``, ``current_status``, ``live_call``). Nobody else spells a key.
 
 Layout (in the default cache: Redis in production, memory in the embedded default):
 ``live:v1:org:<org>:index`` the Organization's published version and call ids in order,
-``live:v1:org:<org>:row:<call>`` each call's rendered row, ``live:v1:call:<call>`` the parts
+``live:v1:org:<org>:row:<call>`` each call's rendered row, ``live:v1:org:<org>:panel:<name>``
+each rendered panel (agents, a queue's figures), ``live:v1:call:<call>`` the parts
 of a call the rules need, ``live:v1:status`` the watcher's freshness, and
 ``live:v1:watcher-leader`` the lock that keeps one watcher active.
 """
@@ -38,6 +39,10 @@ def _row_key(org_id: int, call_id: str) -> str:
     return f"{_PREFIX}:org:{org_id}:row:{call_id}"
 
 
+def _panel_key(org_id: int, name: str) -> str:
+    return f"{_PREFIX}:org:{org_id}:panel:{name}"
+
+
 def _call_key(call_id: str) -> str:
     return f"{_PREFIX}:call:{call_id}"
 
@@ -60,10 +65,23 @@ def starting() -> LiveStatus:
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """An Organization's index: the version last published and its call ids, in order."""
+    """An Organization's index: the version last published, its call ids in order and the
+    names of its panels."""
 
     version: int
     ids: tuple[str, ...]
+    panels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a new screen gets: the rows (None when still at the version the caller has), the
+    panels (agents, queue figures) and the watcher's status."""
+
+    version: int
+    rows: list[str] | None
+    panels: list[str]
+    status: LiveStatus
 
 
 class _Client:
@@ -107,38 +125,35 @@ def _cache() -> BaseCache:
 
 async def snapshot(org_id: int) -> tuple[int, list[str]]:
     """``(version, rendered rows)`` of an Organization's live calls, in arrival order."""
-    version, rows, _ = await snapshot_and_status(org_id)
-    return version, rows or []
+    found = await read_snapshot(org_id)
+    return found.version, found.rows or []
 
 
-async def snapshot_and_status(
-    org_id: int, unless_version: int | None = None
-) -> tuple[int, list[str] | None, LiveStatus]:
-    """The snapshot and the watcher's status, read together: what a new screen needs.
-
-    The rows are None when the snapshot is still at ``unless_version`` (the caller has them).
-    """
+async def read_snapshot(org_id: int, unless_version: int | None = None) -> Snapshot:
+    """The snapshot, its panels and the watcher's status, read together: what a new screen
+    needs. The rows are None when the snapshot is still at ``unless_version`` (the caller has
+    them)."""
     # Django's cache has no async Redis client: its a* methods each hop to the one thread that
     # also runs every database query. One hop to any worker thread for the reads keeps a burst
     # of screens connecting from queueing behind the database.
     return await sync_to_async(_read_snapshot, thread_sensitive=False)(org_id, unless_version)
 
 
-def _read_snapshot(
-    org_id: int, unless_version: int | None
-) -> tuple[int, list[str] | None, LiveStatus]:
+def _read_snapshot(org_id: int, unless_version: int | None) -> Snapshot:
     cache = _cache()
     found = cache.get_many([_index_key(org_id), _STATUS_KEY])
     status: LiveStatus = found.get(_STATUS_KEY) or starting()
     index = found.get(_index_key(org_id))
     if not index:
-        return 0, [], status
-    version, ids = index["version"], index["ids"]
+        return Snapshot(0, [], [], status)
+    version, ids, names = index["version"], index["ids"], index.get("panels", [])
+    panel_keys = [_panel_key(org_id, name) for name in names]
+    row_keys = [] if version == unless_version else [_row_key(org_id, i) for i in ids]
+    values = cache.get_many(row_keys + panel_keys)
+    panels = [values[key] for key in panel_keys if key in values]
     if version == unless_version:
-        return version, None, status
-    keys = [_row_key(org_id, call_id) for call_id in ids]
-    rows = cache.get_many(keys)
-    return version, [rows[key] for key in keys if key in rows], status
+        return Snapshot(version, None, panels, status)
+    return Snapshot(version, [values[k] for k in row_keys if k in values], panels, status)
 
 
 def current_status() -> LiveStatus:
@@ -161,7 +176,9 @@ async def published(org_id: int, *, cache: BaseCache | None = None) -> Published
     index = await (cache or _cache()).aget(_index_key(org_id))
     if not index:
         return None
-    return Published(version=index["version"], ids=tuple(index["ids"]))
+    return Published(
+        version=index["version"], ids=tuple(index["ids"]), panels=tuple(index.get("panels", ()))
+    )
 
 
 async def published_rows(org_id: int, call_ids: list[str]) -> dict[str, str]:
@@ -182,9 +199,11 @@ async def publish(
     rows: dict[str, str],
     calls: dict[str, dict[str, Any]],
     removed: list[str],
+    panels: dict[str, str] | None = None,
+    panel_names: list[str] | None = None,
 ) -> None:
-    """Write one publish of an Organization: its index, the changed rows and calls, and drop
-    the removed ones.
+    """Write one publish of an Organization: its index (with ``panel_names``, every panel it
+    has), the changed rows, calls and ``panels``, and drop the removed calls.
 
     One hop to a worker thread for the whole write: Django's cache has no async Redis client,
     and each of its a* calls is a hop of its own. Raises whatever the cache raises (Redis
@@ -192,7 +211,8 @@ async def publish(
     """
     entries: dict[str, Any] = {_row_key(org_id, cid): html for cid, html in rows.items()}
     entries.update({_call_key(cid): data for cid, data in calls.items()})
-    entries[_index_key(org_id)] = {"version": version, "ids": ids}
+    entries.update({_panel_key(org_id, name): html for name, html in (panels or {}).items()})
+    entries[_index_key(org_id)] = {"version": version, "ids": ids, "panels": panel_names or []}
     gone = [_row_key(org_id, cid) for cid in removed] + [_call_key(cid) for cid in removed]
 
     def write() -> None:

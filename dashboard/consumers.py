@@ -67,15 +67,15 @@ class _LiveConsumer(RelayConsumer):
         # Joined the groups first: a change published while we read is forwarded as well, and
         # the version check below drops what the snapshot already holds.
         known = _snapshots.get(self.org_id)
-        version, rows, status = await store.snapshot_and_status(
+        found = await store.read_snapshot(
             self.org_id, unless_version=known.version if known else None
         )
-        if rows is not None or known is None:
-            known = _Snapshot(version, _snapshot_messages(rows or []))
+        if found.rows is not None or known is None:
+            known = _Snapshot(found.version, _snapshot_messages(found.rows or [], found.panels))
             _snapshots[self.org_id] = known
-        self.version = version
+        self.version = found.version
         first, *rest = known.messages
-        await self.send(text_data=first + render_status(status))
+        await self.send(text_data=first + render_status(found.status))
         for message in rest:
             await self.send(text_data=message)
 
@@ -141,10 +141,12 @@ class _Snapshot:
 _snapshots: dict[int, _Snapshot] = {}
 
 
-def _snapshot_messages(rows: list[str]) -> list[str]:
+def _snapshot_messages(rows: list[str], panels: list[str]) -> list[str]:
     first, *rest = _chunks(rows)
-    # Rows after the first message arrive as out-of-band rows and are appended.
-    return [render_to_string(SNAPSHOT_TEMPLATE, {"rows": first}), *("".join(c) for c in rest)]
+    # Rows after the first message arrive as out-of-band rows and are appended; the panels
+    # (agents, queue figures) are out-of-band elements of their own, replaced by id.
+    head = render_to_string(SNAPSHOT_TEMPLATE, {"rows": first}) + "".join(panels)
+    return [head, *("".join(c) for c in rest)]
 
 
 def _chunks(rows: list[str]) -> list[list[str]]:

@@ -190,3 +190,24 @@ async def test_a_poll_reuses_the_calls_whose_json_did_not_change(
     assert second[b.id] is first[b.id]  # the same JSON: not parsed again
     assert second[a.id] is not first[a.id]
     assert second[a.id] != first[a.id]
+
+
+async def test_panels_ride_the_calls_versions_and_reach_new_screens(
+    emulator: Emulator, watcher: Watcher
+) -> None:
+    org = await acme_id()
+    await watcher.refresh_all()
+    before = await store.published(org)
+    assert before is not None
+    layer, channel = await listen(live.org_group(org))
+    panel = '<section id="agents" hx-swap-oob="true">3 available</section>'
+
+    await watcher.publish_panels(org, {"agents": panel})
+    await watcher.publish_panels(org, {"agents": panel})  # unchanged: nothing is sent
+
+    [message] = await received(layer, channel)
+    assert message["prev"] == before.version
+    assert message["html"] == panel
+    found = await store.read_snapshot(org)
+    assert (found.version, found.panels) == (message["version"], [panel])
+    assert (await store.read_snapshot(org, unless_version=found.version)).panels == [panel]

@@ -252,3 +252,23 @@ async def test_a_wallboard_socket_needs_its_token(
     assert (await good.connect())[0] is True
     assert call.id in "".join(await drain(good))
     await good.disconnect()
+
+
+async def test_a_new_screen_gets_the_panels_with_the_snapshot_and_then_their_changes(
+    alice: User, emulator: Emulator, watcher: Watcher
+) -> None:
+    org = await organization_of(alice)
+    await watcher.refresh_all()
+    await watcher.publish_panels(
+        org, {"agents": '<section id="agents" hx-swap-oob="true">1</section>'}
+    )
+    comm = await socket_for(alice)
+    connected, _ = await comm.connect()
+    assert connected
+    [first] = await drain(comm)
+    assert '<section id="agents" hx-swap-oob="true">1</section>' in first
+    await watcher.publish_panels(
+        org, {"agents": '<section id="agents" hx-swap-oob="true">2</section>'}
+    )
+    assert await drain(comm) == ['<section id="agents" hx-swap-oob="true">2</section>']
+    await comm.disconnect()
