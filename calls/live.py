@@ -15,7 +15,7 @@ import gc
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from django.conf import settings
 from calls import store
 from calls.backoff import backoff
 from calls.call_events import CallEventRegistration
+from calls.floor import Floor
 from calls.models import Extension, Organization
 from calls.rows import Directory, render_gone, render_row, render_status
 from calls.selectors import LiveCall, LiveView
@@ -181,8 +182,10 @@ class Watcher:
         call_events: bool,
         hook_url: str | None = None,
         events_poll_interval: float | None = None,
+        floors: Sequence[Floor] = (),
     ) -> None:
         self.uapi = uapi
+        self.floors = tuple(floors)
         self.layer = channel_layer
         self.poll_interval = poll_interval
         # While Call Events arrive they carry the changes, and polling only reconciles.
@@ -343,6 +346,39 @@ class Watcher:
 
     # -- publish --
 
+    async def _follow(
+        self, org_id: int, calls: dict[str, PhoneCall], ended: list[PhoneCall]
+    ) -> dict[str, str]:
+        """Tell each floor the calls changed; gather their panels. A floor that fails costs
+        its panels this time, never the calls."""
+        panels: dict[str, str] = {}
+        for floor in self.floors:
+            try:
+                await floor.calls_changed(org_id, calls, ended)
+                panels.update(await floor.panels(org_id, calls))
+            except Exception:
+                log.exception("%s failed to follow the calls", type(floor).__name__)
+        return panels
+
+    async def refresh_panels(self, org_id: int) -> None:
+        """Publish the floors' panels of an Organization now: for a floor whose own data
+        changed (agents polled, the day rolled over)."""
+        state = self._orgs.get(org_id)
+        if state is None:
+            return
+        panels: dict[str, str] = {}
+        for floor in self.floors:
+            try:
+                panels.update(await floor.panels(org_id, state.calls))
+            except Exception:
+                log.exception("%s failed to render its panels", type(floor).__name__)
+        await self.publish_panels(org_id, panels)
+
+    @property
+    def organizations(self) -> list[int]:
+        """The Organizations being watched."""
+        return list(self._orgs)
+
     async def publish_panels(self, org_id: int, panels: dict[str, str]) -> None:
         """Publish an Organization's panels (name → its rendered, out-of-band element) beside
         its calls: the same versions, the same messages, the same snapshot, so a screen that
@@ -362,7 +398,7 @@ class Watcher:
         If storing or sending fails half-way (Redis down), the next publish of this
         Organization sends everything again, so no screen and no snapshot stays behind.
         """
-        all_panels = {**state.panels, **(panels or {})}
+        before = state.calls
         if state.dirty:
             state.inherited |= set(state.calls)
             state.calls = {}
@@ -370,6 +406,10 @@ class Watcher:
         prev, inherited = state.calls, state.inherited
         changed = [c for cid, c in now.items() if prev.get(cid) is not c and prev.get(cid) != c]
         removed = [cid for cid in prev.keys() | inherited if cid not in now]
+        if (changed or removed) and self.floors:
+            ended = [call for cid, call in before.items() if cid not in now]
+            panels = {**await self._follow(state.org_id, now, ended), **(panels or {})}
+        all_panels = {**state.panels, **(panels or {})}
         new_panels = {n: html for n, html in all_panels.items() if state.panels.get(n) != html}
         if not changed and not removed and not new_panels and state.version and not state.dirty:
             return
@@ -453,6 +493,7 @@ class Watcher:
         registering = (
             asyncio.create_task(self.registration.run(stop)) if self.registration else None
         )
+        following = [asyncio.create_task(floor.run(self, stop)) for floor in self.floors]
         failures = 0
         next_poll = 0.0
         try:
@@ -481,7 +522,7 @@ class Watcher:
                 # that a cancel would not stop), then stop it.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(registering), REGISTRATION_GRACE)
-            for task in (listener, registering):
+            for task in (listener, registering, *following):
                 if task:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 from channels.layers import get_channel_layer
 
 from calls import live, store
+from calls.floor import PanelSink
 from calls.live import Watcher
 from calls.store import LeaderLock
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
+from calls.uapi.types import PhoneCall
 from tests.conftest import answered_call, every_voipnow
 from tests.support.layer import acme_id, listen, received
 
@@ -211,3 +214,47 @@ async def test_panels_ride_the_calls_versions_and_reach_new_screens(
     found = await store.read_snapshot(org)
     assert (found.version, found.panels) == (message["version"], [panel])
     assert (await store.read_snapshot(org, unless_version=found.version)).panels == [panel]
+
+
+class CountingFloor:
+    """A floor that counts the calls it is shown and the calls that end."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.ended: list[str] = []
+
+    async def calls_changed(
+        self, org_id: int, calls: Mapping[str, PhoneCall], ended: Sequence[PhoneCall]
+    ) -> None:
+        if self.fail:
+            raise RuntimeError("broken floor")
+        self.ended += [c.id for c in ended]
+
+    async def panels(self, org_id: int, calls: Mapping[str, PhoneCall]) -> dict[str, str]:
+        return {"count": f'<p id="count" hx-swap-oob="true">{len(calls)}</p>'}
+
+    async def run(self, watcher: PanelSink, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+
+async def test_floors_follow_the_calls_and_their_panels_go_out_with_the_change(
+    emulator: Emulator, uapi: UapiClient, world: Any
+) -> None:
+    floor = CountingFloor()
+    watcher = Watcher(
+        uapi,
+        channel_layer=get_channel_layer(),
+        poll_interval=60,
+        call_events=False,
+        floors=[CountingFloor(fail=True), floor],
+    )
+    await watcher.load_directory()
+    a = emulator.create_call("0001*100", auto=False)
+    await watcher.refresh_all()
+    layer, channel = await listen(live.org_group(await acme_id()))
+    emulator.hangup_call(a.id)
+    await watcher.refresh_all()
+    [message] = await received(layer, channel)
+    assert f'id="call-{a.id}"' in message["html"]
+    assert '<p id="count" hx-swap-oob="true">0</p>' in message["html"]
+    assert floor.ended == [a.id]
