@@ -5,6 +5,7 @@ queue agents, presence), because real servers differ (facts.md, section 0):
 
 - 204 No Content: nothing to list;
 - ``{"entry": [...], "totalResults": n, "next": "..."}``: the 3.x collection;
+- ``{"entry": {"<id>": {...}, ...}}``: entries keyed by their ids (List CDR);
 - ``{"totalResults": 0}`` without ``entry``: an empty collection, null fields being omitted;
 - ``[{"entry": [...]}]``: the same wrapped in an array, as the v5 pages show it;
 - ``[{...}, {...}]``: a bare array of resources (QueueAgents' Update answers one);
@@ -35,6 +36,20 @@ def _is_envelope(value: Any) -> bool:
     return isinstance(value, dict) and not value.keys().isdisjoint(_ENVELOPE_KEYS)
 
 
+def _entry_list(entries: Any, what: str) -> list[Any]:
+    """The ``entry`` of an envelope as a list: absent (none), a list, one object, or an
+    object keyed by the entries' ids (List CDR)."""
+    if entries is None:
+        return []
+    if isinstance(entries, list):
+        return entries
+    if isinstance(entries, dict):
+        if entries and "id" not in entries and all(isinstance(v, dict) for v in entries.values()):
+            return list(entries.values())
+        return [entries]  # one entry, not wrapped in a list
+    raise UapiUnavailable(f"VoipNow answered {what} without an entry list.")
+
+
 def read_collection(body: Any, what: str) -> Collection:
     """The collection in ``body`` (parsed JSON, None for an empty answer); ``what`` names it
     in errors ("List PhoneCalls").
@@ -59,13 +74,7 @@ def read_collection(body: Any, what: str) -> Collection:
         raise UapiUnavailable(f"VoipNow answered {what} with an unexpected shape.")
     if not _is_envelope(body):
         return Collection(entries=(body,))
-    entries = body.get("entry")
-    if entries is None:
-        entries = []
-    elif isinstance(entries, dict):
-        entries = [entries]  # one entry, not wrapped in a list
-    elif not isinstance(entries, list):
-        raise UapiUnavailable(f"VoipNow answered {what} without an entry list.")
+    entries = _entry_list(body.get("entry"), what)
     total = body.get("totalResults")
     next_url = body.get("next")
     return Collection(

@@ -36,3 +36,11 @@ def call_events(user_id: str, extension: str) -> str:
 def call_event(user_id: str, extension: str, type: int, event_id: str) -> str:
     """One PhoneCallEvent registration, addressed by its type and id."""
     return f"{call_events(user_id, extension)}/{type}/{_segment(event_id)}"
+
+
+def cdr(owner_id: str | None = None) -> str:
+    """List CDR: the call records the app's account may see, or those of ``owner_id`` (an
+    account at or below it). The trailing slash is how 4PSA's own client writes it."""
+    if owner_id is None:
+        return "/uapi/cdr/"
+    return f"/uapi/cdr/{_segment(owner_id)}/"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .wire import Action
+from .wire import Action, Disposition
 
 
 class WireFormatError(ValueError):
@@ -232,4 +232,88 @@ class CallEventSubscription:
             method=_opt_int(data, "method") or 0,
             status=1 if _opt_int(data, "status") is None else int(data["status"]),
             note=_opt_str(data, "note") or "",
+        )
+
+
+def _first_view(views: tuple[dict[str, Any], ...], key: str) -> Any:
+    return next((v[key] for v in views if v.get(key) not in (None, "", [])), None)
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One ended call as List CDR returns it (``GET /uapi/cdr/``).
+
+    What a record holds is not documented; this reads both the summary the emulator puts on
+    the record (``source``, ``destination``, ``answered``, ``ended``, ``duration``,
+    ``billsec``, ``disposition``, ``flow``) and, where those are missing, the legs
+    (``phoneCallView``) that clients of real servers read them from. ``id`` and
+    ``published`` are required; everything else may be missing.
+    """
+
+    id: str
+    published: datetime
+    # The call's UAPI PhoneCall id (the CallAPIID of its Call Events): ``phoneCallId`` when
+    # the server sends one, else the record's own id, which is that id on the servers seen.
+    phone_call_id: str
+    extension: str = ""  # the charged extension: the queue of a queue call
+    owner_id: str = ""
+    source: tuple[str, ...] = ()
+    # Who the call reached: for an answered queue call the agent's extension.
+    destination: tuple[str, ...] = ()
+    answered: datetime | None = None
+    ended: datetime | None = None
+    duration: int | None = None  # seconds from start to end
+    billsec: int | None = None  # seconds from answer to end
+    disposition: int | None = None  # wire.Disposition: 0 answered ... 3 no answer
+    flow: int | None = None  # wire.Flow: 2 local, 4 outgoing public, 8 incoming public
+
+    @property
+    def was_answered(self) -> bool:
+        """True when the record says the call was answered."""
+        if self.disposition is not None:
+            return self.disposition == Disposition.ANSWERED
+        return self.answered is not None
+
+    @classmethod
+    def from_json(cls, data: Any) -> CallRecord:
+        """Read one record; raises WireFormatError when it is not an object, lacks ``id``
+        or ``published``, or has a field of the wrong type."""
+        if not isinstance(data, dict):
+            raise WireFormatError("a call record is not an object")
+        raw_views = data.get("phoneCallView") or []
+        if not isinstance(raw_views, list):
+            raise WireFormatError("phoneCallView is not a list")
+        views = tuple(v for v in raw_views if isinstance(v, dict))
+        published = _opt_date(data, "published") or _opt_date(data, "startDate")
+        if published is None:
+            raise WireFormatError("missing published")
+        record_id = _required(data, "id")
+        merged = dict(data)
+        for key in ("source", "destination", "flow", "duration", "answered"):
+            if merged.get(key) in (None, "", []):
+                merged[key] = _first_view(views, key)
+        disposition = _opt_int(data, "disposition")
+        if disposition is None and views:
+            # A record without its own disposition: answered if any leg was (an agent's
+            # leg may follow legs that rang out), else what its first leg says.
+            legs = [_opt_int(v, "disposition") for v in views]
+            known = [d for d in legs if d is not None]
+            if Disposition.ANSWERED in known:
+                disposition = int(Disposition.ANSWERED)
+            elif known:
+                disposition = known[0]
+        return cls(
+            id=record_id,
+            published=published,
+            phone_call_id=_opt_str(data, "phoneCallId") or record_id,
+            extension=_opt_str(data, "extension") or "",
+            owner_id=_opt_str(data, "ownerId") or "",
+            source=_str_list(merged, "source"),
+            destination=_str_list(merged, "destination"),
+            answered=_opt_date(merged, "answered"),
+            ended=_opt_date(data, "ended") or _opt_date(data, "endDate"),
+            duration=_opt_int(merged, "duration"),
+            billsec=_opt_int(data, "billsec"),
+            disposition=disposition,
+            flow=_opt_int(merged, "flow"),
         )

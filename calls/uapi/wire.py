@@ -48,6 +48,17 @@ class Flow(IntEnum):
     INCOMING_PUBLIC = 8
 
 
+class Disposition(IntEnum):
+    """How a call ended, in PhoneCallView and in call records (List CDR)."""
+
+    ANSWERED = 0
+    BUSY = 1
+    FAILED = 2
+    NO_ANSWER = 3
+    UNKNOWN = 4
+    NOT_ALLOWED = 5
+
+
 class Action(StrEnum):
     """PhoneCallAction.action values."""
 
@@ -104,6 +115,20 @@ class ErrorCode(StrEnum):
     PCE_ID_INVALID = "pce_id_invalid"
     PCE_URL_INVALID = "pce_url_invalid"
     PCE_STATUS_INVALID = "pce_status_invalid"
+    # List CDR (the v5 HTTP Return Codes page)
+    CDR_START_DATE_INVALID = "cdr_start_date_invalid"
+    CDR_END_DATE_INVALID = "cdr_end_date_invalid"
+    CDR_SOURCE_INVALID = "cdr_source_invalid"
+    CDR_DESTINATION_INVALID = "cdr_destination_invalid"
+    CDR_FLOW_INVALID = "cdr_flow_invalid"
+    CDR_DISPOSITION_INVALID = "cdr_disposition_invalid"
+    CDR_SAVE_START_DATE_INVALID = "cdr_save_start_date_invalid"
+    CDR_SAVE_END_DATE_INVALID = "cdr_save_end_date_invalid"
+    CDR_INVALID_DATE_PARAMETERS = "cdr_invalid_date_parameters"
+    CDR_INVALID_FILTER_BY_ANSWERED = "cdr_invalid_filter_by_answered"
+    CDR_INVALID_FILTER_BY_PUBLISHED = "cdr_invalid_filter_by_published"
+    CDR_INVALID_FILTER_BY_SOURCE = "cdr_invalid_filter_by_source"
+    CDR_INVALID_FILTER_BY_DESTINATION = "cdr_invalid_filter_by_destination"
     # QueueAgents
     QA_STATUS_INVALID = "qa_status_invalid"
     QA_AGENT_INVALID = "qa_agent_invalid"

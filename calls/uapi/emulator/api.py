@@ -23,11 +23,14 @@ from calls.uapi.wire import (
     EXTENSION_SELF,
     AgentStatus,
     CallEventType,
+    Disposition,
     ErrorCode,
     ExtensionType,
+    Flow,
 )
 
 from .call_events import EVENT_EXTENSION_TYPES
+from .cdr import RECORD_FIELDS, CallRecord, select_records
 from .engine import Emulator
 from .errors import STATUS_INVALID, UapiError, bad_request
 from .model import PHONE_CALL_FIELDS, Call, dumps
@@ -283,25 +286,16 @@ def _parse_date(value: str) -> datetime:
 def list_phone_calls(
     request: Request, emulator: Emulator, context: Context, call_id: str | None
 ) -> Response:
-    query = request.query_params
     count, start = _paging(request, emulator)
-    wanted: list[str] = []
-    for raw in query.getlist("fields"):
-        wanted.extend(f.strip() for f in raw.split(",") if f.strip())
-    if any(f not in PHONE_CALL_FIELDS for f in wanted):
-        raise bad_request(ErrorCode.FIELDS_INVALID, "Invalid fields. Unknown PhoneCall field.")
-    sort = query.get("sortOrder", "ascending")
-    if sort not in ("ascending", "descending", "asc", "desc"):
-        raise bad_request(
-            ErrorCode.SORTORDER_INVALID, "Invalid sortOrder. It must be ascending or descending."
-        )
+    wanted = _wanted_fields(request, PHONE_CALL_FIELDS, "PhoneCall")
+    descending = _descending(request)
     calls = emulator.visible_calls(context)
     if call_id is not None:
         calls = [c for c in calls if c.id == call_id]
         if not calls:
             return _ended_call(emulator, start, count)
     calls = _filter(request, calls)
-    if sort.startswith("desc"):
+    if descending:
         calls.reverse()
     total = len(calls)
     if total == 0:
@@ -318,6 +312,27 @@ def list_phone_calls(
     if emulator.profile.wraps_collections:
         body = b"[" + body + b"]"
     return raw_json(body)
+
+
+def _wanted_fields(request: Request, known: frozenset[str], what: str) -> list[str]:
+    """The ``fields`` asked for (repeated or comma-separated); ``fields_invalid`` for a name
+    the resource does not have."""
+    wanted: list[str] = []
+    for raw in request.query_params.getlist("fields"):
+        wanted.extend(f.strip() for f in raw.split(",") if f.strip())
+    if any(f not in known for f in wanted):
+        raise bad_request(ErrorCode.FIELDS_INVALID, f"Invalid fields. Unknown {what} field.")
+    return wanted
+
+
+def _descending(request: Request) -> bool:
+    """Whether ``sortOrder`` asks for the newest first; ``sortorder_invalid`` for neither."""
+    sort = request.query_params.get("sortOrder", "ascending")
+    if sort not in ("ascending", "descending", "asc", "desc"):
+        raise bad_request(
+            ErrorCode.SORTORDER_INVALID, "Invalid sortOrder. It must be ascending or descending."
+        )
+    return sort.startswith("desc")
 
 
 def _ended_call(emulator: Emulator, start: int, count: int) -> Response:
@@ -515,6 +530,141 @@ async def presence(request: Request, emulator: Emulator) -> Response:
     # List Presence answers a collection, for one extension as for @self (3.x List Presence).
     extensions = [context.extension] if context.extension else sorted(context.account.extensions)
     return _collection(request, emulator, [emulator.presence(e) for e in extensions])
+
+
+# --------------------------------------------------------------------------- CDR
+
+
+def _cdr_date(request: Request, name: str, code: ErrorCode) -> datetime | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return _parse_date(raw).replace(microsecond=0)
+    except ValueError:
+        raise bad_request(code, f"Invalid {name}. It must be an ISO 8601 date.") from None
+
+
+def _cdr_choice(request: Request, name: str, allowed: set[int], code: ErrorCode) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = None
+    if value not in allowed:
+        choices = ", ".join(str(v) for v in sorted(allowed))
+        raise bad_request(code, f"Invalid {name}. It must be one of {choices}.")
+    return value
+
+
+def _cdr_number(request: Request, name: str, code: ErrorCode) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    value = raw.strip()
+    # An extended extension number (0001*201), a short one, or a public number (+ digits).
+    if not value or not all(c.isdigit() or c == "*" for c in value.removeprefix("+")):
+        raise bad_request(code, f"Invalid {name}. It must be an extension or a phone number.")
+    return value
+
+
+@uapi_endpoint
+async def cdr(request: Request, emulator: Emulator) -> Response:
+    """List CDR, ``GET /uapi/cdr/[{ownerId}/]``: the records of ended calls the token's
+    account (or ``ownerId``, an account at or below it) may see, paged like every collection,
+    ``entry`` keyed by record id. 501 on 3.x, whose docs have no CDR service."""
+    if not emulator.profile.has_cdr:
+        raise not_implemented()
+    account = authenticate(request, emulator)
+    if request.method != "GET":
+        raise not_implemented()
+    owner: str | None = request.path_params.get("ownerId")
+    if owner:
+        # The userId rules: @me, @viewer, or the id of the account or one below it.
+        account = emulator.resolve(account, owner, EXTENSION_SELF).account
+    count, start_index = _paging(request, emulator)
+    wanted = _wanted_fields(request, RECORD_FIELDS, "record")
+    descending = _descending(request)
+    records = select_records(emulator.call_records(account), **_cdr_filters(request))
+    if descending:
+        records.reverse()
+    if not records:
+        return no_content()
+    head = _head(request, base_url(request, emulator), start_index, count, len(records))
+    page = records[start_index : start_index + count]
+    return json_response(collection(emulator, {**head, "entry": _record_entries(page, wanted)}))
+
+
+def _cdr_filters(request: Request) -> dict[str, Any]:
+    """The filters of a List CDR request, checked, as ``select_records`` arguments."""
+    moment = datetime.now(UTC).replace(microsecond=0)
+    # Defaults of 4PSA's MCP server: from the first day of the current month until now.
+    start = _cdr_date(request, "startDate", ErrorCode.CDR_START_DATE_INVALID) or moment.replace(
+        day=1, hour=0, minute=0, second=0
+    )
+    end = _cdr_date(request, "endDate", ErrorCode.CDR_END_DATE_INVALID) or moment
+    save_start = _cdr_date(request, "saveStartDate", ErrorCode.CDR_SAVE_START_DATE_INVALID)
+    save_end = _cdr_date(request, "saveEndDate", ErrorCode.CDR_SAVE_END_DATE_INVALID)
+    if start > end or (save_start and save_end and save_start > save_end):
+        raise bad_request(
+            ErrorCode.CDR_INVALID_DATE_PARAMETERS,
+            "Invalid date parameters. The start date must not be after the end date.",
+        )
+    filters: dict[str, Any] = {
+        "start": start,
+        "end": end,
+        "save_start": save_start,
+        "save_end": save_end,
+        "source": _cdr_number(request, "source", ErrorCode.CDR_SOURCE_INVALID),
+        "destination": _cdr_number(request, "destination", ErrorCode.CDR_DESTINATION_INVALID),
+        "disposition": _cdr_choice(
+            request,
+            "disposition",
+            {int(d) for d in Disposition},
+            ErrorCode.CDR_DISPOSITION_INVALID,
+        ),
+        "flow": _cdr_choice(request, "flow", {int(f) for f in Flow}, ErrorCode.CDR_FLOW_INVALID),
+    }
+    by = request.query_params.get("filterBy")
+    if by:
+        _cdr_filter_by(request, by, filters)
+    return filters
+
+
+def _cdr_filter_by(request: Request, by: str, filters: dict[str, Any]) -> None:
+    """Add ``filterBy``/``filterValue`` (source, destination, published, answered) to
+    ``filters``; the dates mean "at or after", as filterBy=published of List PhoneCalls."""
+    if by not in ("source", "destination", "published", "answered"):
+        raise bad_request(
+            ErrorCode.FILTERBY_INVALID,
+            "Invalid filterBy. It must be source, destination, published or answered.",
+        )
+    if not request.query_params.get("filterValue"):
+        raise bad_request(ErrorCode.FILTERVALUE_INVALID, "Invalid filterValue. It is missing.")
+    if by == "source":
+        filters["source"] = _cdr_number(
+            request, "filterValue", ErrorCode.CDR_INVALID_FILTER_BY_SOURCE
+        )
+    elif by == "destination":
+        filters["destination"] = _cdr_number(
+            request, "filterValue", ErrorCode.CDR_INVALID_FILTER_BY_DESTINATION
+        )
+    elif by == "published":
+        since = _cdr_date(request, "filterValue", ErrorCode.CDR_INVALID_FILTER_BY_PUBLISHED)
+        filters["start"] = max(filters["start"], since or filters["start"])
+    else:
+        since = _cdr_date(request, "filterValue", ErrorCode.CDR_INVALID_FILTER_BY_ANSWERED)
+        filters["answered_since"] = since
+
+
+def _record_entries(page: list[CallRecord], wanted: list[str]) -> dict[str, dict[str, Any]]:
+    """The page's records keyed by id, as real servers answer List CDR (cdr.py)."""
+    if not wanted:
+        return {r.id: r.body for r in page}
+    keep = set(wanted) | {"id"}
+    return {r.id: {k: v for k, v in r.body.items() if k in keep} for r in page}
 
 
 async def not_implemented_endpoint(request: Request) -> Response:

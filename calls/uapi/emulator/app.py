@@ -59,6 +59,9 @@ def uapi_routes(prefix: str) -> list[BaseRoute]:
         Route(f"{exts}/queue/agents", api.queue_agents, methods=ALL_METHODS),
         Route(f"{exts}/queue/agents/{{agent}}", api.queue_agents, methods=ALL_METHODS),
         Route(f"{exts}/presence", api.presence, methods=ALL_METHODS),
+        # List CDR; the trailing slash of /uapi/cdr/ is stripped before routing.
+        Route(f"{prefix}/cdr", api.cdr, methods=ALL_METHODS),
+        Route(f"{prefix}/cdr/{{ownerId}}", api.cdr, methods=ALL_METHODS),
         Route(prefix, api.not_implemented_endpoint, methods=ALL_METHODS),
         Route(f"{prefix}/{{rest:path}}", api.not_implemented_endpoint, methods=ALL_METHODS),
     ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from .profiles import Profile
 from .world import World
 
 if TYPE_CHECKING:
+    from .cdr import CallRecord
     from .queues import Phone
     from .tokens import Context, Token
 
@@ -42,11 +44,14 @@ class EmulatorBase(ABC):
     phones: dict[str, Phone]
     rings: list[dict[str, Any]]  # the ring log of PhoneCallActions
     arrivals: list[dict[str, Any]]  # the traffic log
+    agent_breaks: list[dict[str, Any]]  # the log of agents' scheduled pauses and log-outs
+    cdrs: deque[CallRecord]  # the records of ended calls, oldest first (``cdr``)
     registrations: dict[str, dict[str, Registration]]  # extension -> id -> Call Event
     _seq: int
     _index: dict[str, dict[str, int]]  # extension -> call id -> references
     _traffic_tasks: list[asyncio.Task[None]]
     _queue_rngs: dict[str, random.Random]
+    _break_rngs: dict[str, random.Random]  # "queue:agent:kind" -> generator of its breaks
 
     # ------------------------------------------------------------------ the call model (engine)
 
@@ -135,6 +140,20 @@ class EmulatorBase(ABC):
 
     @abstractmethod
     def _dispatch_all(self, organization_id: str) -> None: ...
+
+    @abstractmethod
+    def set_agent_status(self, agent: str, status: int, queue: str | None = None) -> list[str]:
+        """Set an agent's QueueAgents status in ``queue`` or in all its queues (``queues``)."""
+
+    # ------------------------------------------------------------------ call records
+
+    @abstractmethod
+    def _record_call(self, call: Call) -> None:
+        """Keep the record (CDR) of a call that has just ended (``cdr``)."""
+
+    @abstractmethod
+    def _record_leg(self, call: Call, view: View, status: str) -> None:
+        """Note a leg that has just left ``call``, for its record (``cdr``)."""
 
     @abstractmethod
     def _connect_agent(self, call: Call, view: View) -> None:

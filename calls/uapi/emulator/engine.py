@@ -42,6 +42,7 @@ from calls.uapi.wire import AgentStatus, CallEventType, Flow, ViewStatus
 
 from .actions import PhoneCallActions
 from .call_events import CallEvents
+from .cdr import CallRecords, new_records
 from .errors import ControlError
 from .events import EventSender
 from .faults import FaultBook
@@ -67,7 +68,9 @@ CALLER_NAMES = (
 )
 
 
-class Emulator(QueuesAndAgents, SimpleCalls, PhoneCallActions, CallEvents, Tokens, Traffic):
+class Emulator(
+    QueuesAndAgents, SimpleCalls, PhoneCallActions, CallEvents, CallRecords, Tokens, Traffic
+):
     """The world of a stand-in VoipNow server. Use through ``create_app`` or directly."""
 
     def __init__(
@@ -124,15 +127,25 @@ class Emulator(QueuesAndAgents, SimpleCalls, PhoneCallActions, CallEvents, Token
                 self.phones[ext.number] = Phone(ext.pickup_delay, idle_since=self._tick)
         self.rings = []
         self.arrivals = []
+        self.agent_breaks = []
+        self.cdrs = new_records()
         self.registrations = {}
         self._rng = random.Random(f"{self.seed}:control")
         self._queue_rngs = {q: random.Random(f"{self.seed}:{q}") for q in world.queues}
+        # One generator per agent, queue and kind of break, so one agent's schedule does not
+        # depend on another's.
+        self._break_rngs = {
+            f"{q.extension}:{a}:{kind}": random.Random(f"{self.seed}:{q.extension}:{a}:{kind}")
+            for q in world.queues.values()
+            for a in q.agents
+            for kind in ("pause", "logout")
+        }
         self.events.clear()
 
     def reset(self) -> None:
-        """Back to the scenario's initial state: no calls, rings, faults, event registrations,
-        agents online, phones as configured. Tokens and the VoipNow version are kept; the
-        lifetime and ended-call overrides are not."""
+        """Back to the scenario's initial state: no calls, call records, rings, faults, event
+        registrations, agents online, phones as configured. Tokens and the VoipNow version
+        are kept; the lifetime and ended-call overrides are not."""
         self._reset_world()
         self.faults.remove()
         self.token_lifetime = None
@@ -293,6 +306,7 @@ class Emulator(QueuesAndAgents, SimpleCalls, PhoneCallActions, CallEvents, Token
         """Remove one leg, tell its extension (Hangup) and free its phone."""
         if call.views.pop(view.id, None) is None:
             return
+        self._record_leg(call, view, status)
         self._ref(view.extension, call, -1)
         phone = view.device
         if phone is not None:
@@ -409,6 +423,7 @@ class Emulator(QueuesAndAgents, SimpleCalls, PhoneCallActions, CallEvents, Token
         self._ref(call.extension, call, -1)
         if call.queue is not None:
             self.waiting[call.queue].pop(call.id, None)
+        self._record_call(call)
         self._dispatch_all(call.organization_id)
 
     def _patience_over(self, call_id: str) -> None:
@@ -456,6 +471,8 @@ class Emulator(QueuesAndAgents, SimpleCalls, PhoneCallActions, CallEvents, Token
             "calls": {"total": len(self.calls), "byOrganization": by_org},
             "queues": queues,
             "rings": len(self.rings),
+            "callRecords": len(self.cdrs),
+            "agentBreaks": len(self.agent_breaks),
             "tokens": len(self.tokens),
             "faults": len(self.faults.faults),
             "events": {

@@ -121,6 +121,8 @@ class Call:
     # Made through Create Simple PhoneCalls: its Call Events carry its id as CallAPIID on
     # every VoipNow version.
     via_api: bool = False
+    # The legs that have left the call, as its record (CDR) lists them (``cdr``).
+    ended_legs: list[dict[str, Any]] = field(default_factory=list, repr=False)
     _dicts: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     _bytes: dict[str, bytes] = field(default_factory=dict, repr=False)
 

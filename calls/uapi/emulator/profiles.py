@@ -4,7 +4,8 @@ Callboard must work with the servers customers run, not only with the newest. Ea
 ``Profile`` is one documented difference (the README's "Versions" lists the sources): which
 Call Event types the PhoneCallEvents service accepts, which PhoneCallActions exist, whether
 collections come wrapped in an array, how the lookup of a call that has ended is answered,
-whether ``CallAPIID`` is set for calls not made through the API, and how ``count`` is limited.
+whether ``CallAPIID`` is set for calls not made through the API, how ``count`` is limited,
+and whether List CDR exists.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class Profile:
     # 3.x documents a maximum of 5000 and is played as clamping a larger count to it; 5.x
     # refuses a count outside 1..max_count with count_invalid.
     clamps_count: bool
+    # List CDR (``/uapi/cdr/``): seen only in v5 pages (its error codes) and 4PSA's MCP
+    # server (5.6+); the 3.x docs have no CDR service, so 3.x answers 501.
+    has_cdr: bool
 
 
 ALL_EVENT_TYPES = frozenset(CallEventType)
@@ -56,6 +60,7 @@ PROFILES: dict[int, Profile] = {
         call_api_id_always=False,
         max_count=5000,
         clamps_count=True,
+        has_cdr=False,
     ),
     5: Profile(
         voipnow=5,
@@ -67,6 +72,7 @@ PROFILES: dict[int, Profile] = {
         # 4PSA's own client (mcp-voipnow calls/src/utils.ts) caps count at 4999.
         max_count=4999,
         clamps_count=False,
+        has_cdr=True,
     ),
 }
 VERSIONS = tuple(sorted(PROFILES))

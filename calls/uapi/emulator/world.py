@@ -60,6 +60,16 @@ class User:
 
 
 @dataclass(frozen=True)
+class AgentBreaks:
+    """A seeded schedule of breaks each agent of a queue takes: after ``every`` seconds
+    online (drawn from [min, max]) the agent leaves the queue (paused or logged out) for
+    ``length`` seconds (drawn likewise), then comes back online."""
+
+    every: tuple[float, float]
+    length: tuple[float, float]
+
+
+@dataclass(frozen=True)
 class Queue:
     extension: str
     organization_id: str
@@ -68,6 +78,8 @@ class Queue:
     talk_seconds: tuple[float, float]
     patience_seconds: tuple[float, float]
     ring_seconds: float = DEFAULT_QUEUE_RING_SECONDS
+    pauses: AgentBreaks | None = None  # "agentPauses": QueueAgents status 2, then 1
+    logouts: AgentBreaks | None = None  # "agentLogouts": QueueAgents status 0, then 1
 
 
 @dataclass(frozen=True)
@@ -249,7 +261,22 @@ def _queue(q: Mapping[str, Any], org_id: str, extensions: Mapping[str, Extension
         talk_seconds=_pair(q.get("talkSeconds"), (60.0, 180.0), "talkSeconds"),
         patience_seconds=_pair(q.get("patienceSeconds"), (30.0, 120.0), "patienceSeconds"),
         ring_seconds=float(q.get("ringSeconds", DEFAULT_QUEUE_RING_SECONDS)),
+        pauses=_breaks(q.get("agentPauses"), f"queue {number}: agentPauses"),
+        logouts=_breaks(q.get("agentLogouts"), f"queue {number}: agentLogouts"),
     )
+
+
+def _breaks(value: Any, what: str) -> AgentBreaks | None:
+    """``{"everySeconds": [min, max], "lengthSeconds": [min, max]}``, or None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or "everySeconds" not in value:
+        raise ScenarioError(f"{what} must be {{everySeconds: [min, max], lengthSeconds: ...}}")
+    every = _pair(value.get("everySeconds"), (0.0, 0.0), f"{what}.everySeconds")
+    if every[1] <= 0:
+        raise ScenarioError(f"{what}.everySeconds must allow a time above 0")
+    length = _pair(value.get("lengthSeconds"), (30.0, 120.0), f"{what}.lengthSeconds")
+    return AgentBreaks(every=every, length=length)
 
 
 def _accounts(
