@@ -36,3 +36,13 @@ def call_events(user_id: str, extension: str) -> str:
 def call_event(user_id: str, extension: str, type: int, event_id: str) -> str:
     """One PhoneCallEvent registration, addressed by its type and id."""
     return f"{call_events(user_id, extension)}/{type}/{_segment(event_id)}"
+
+
+def queue_agents(user_id: str, queue: str) -> str:
+    """The agents of a queue extension (never ``@self``): list them."""
+    return f"/uapi/extensions/{_segment(user_id)}/{_segment(queue)}/queue/agents"
+
+
+def presence(user_id: str, extension: str) -> str:
+    """List Presence of an extension, or of every extension of the user with ``@self``."""
+    return f"/uapi/extensions/{_segment(user_id)}/{_segment(extension)}/presence"
