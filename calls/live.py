@@ -436,15 +436,18 @@ class Watcher:
             panel_names=list(all_panels),
         )
         sent = [html for cid, html in rows.items() if cid not in unchanged]
+        # Table rows (changed and gone) before the panels: a browser parses the message in the
+        # context of its first element, and after a <section> it drops a <tr> unseen.
+        sent += [render_gone(cid) for cid in removed]
         sent += new_panels.values()
-        if sent or removed:
+        if sent:
             await self.layer.group_send(
                 org_group(state.org_id),
                 {
                     "type": "calls.changes",
                     "version": version,
                     "prev": state.version,
-                    "html": "".join(sent) + "".join(render_gone(cid) for cid in removed),
+                    "html": "".join(sent),
                 },
             )
         state.calls, state.inherited, state.version, state.dirty = now, set(), version, False
