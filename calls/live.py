@@ -24,6 +24,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from calls import store
+from calls.agents import AgentFloor
 from calls.backoff import backoff
 from calls.call_events import CallEventRegistration
 from calls.floor import Floor
@@ -685,6 +686,7 @@ async def watch(
             call_events=settings.CALLBOARD_CALL_EVENTS,
             hook_url=hook_url,
             events_poll_interval=settings.CALLBOARD_EVENTS_POLL_INTERVAL,
+            floors=[AgentFloor(uapi, poll_interval=settings.CALLBOARD_AGENT_POLL_INTERVAL)],
         )
         try:
             await watcher.run(halt)
