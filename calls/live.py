@@ -24,6 +24,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from calls import store
+from calls.agents import AgentFloor
 from calls.backoff import backoff
 from calls.call_events import CallEventRegistration
 from calls.floor import Floor
@@ -436,15 +437,18 @@ class Watcher:
             panel_names=list(all_panels),
         )
         sent = [html for cid, html in rows.items() if cid not in unchanged]
+        # Table rows (changed and gone) before the panels: a browser parses the message in the
+        # context of its first element, and after a <section> it drops a <tr> unseen.
+        sent += [render_gone(cid) for cid in removed]
         sent += new_panels.values()
-        if sent or removed:
+        if sent:
             await self.layer.group_send(
                 org_group(state.org_id),
                 {
                     "type": "calls.changes",
                     "version": version,
                     "prev": state.version,
-                    "html": "".join(sent) + "".join(render_gone(cid) for cid in removed),
+                    "html": "".join(sent),
                 },
             )
         state.calls, state.inherited, state.version, state.dirty = now, set(), version, False
@@ -682,6 +686,7 @@ async def watch(
             call_events=settings.CALLBOARD_CALL_EVENTS,
             hook_url=hook_url,
             events_poll_interval=settings.CALLBOARD_EVENTS_POLL_INTERVAL,
+            floors=[AgentFloor(uapi, poll_interval=settings.CALLBOARD_AGENT_POLL_INTERVAL)],
         )
         try:
             await watcher.run(halt)

@@ -8,14 +8,17 @@ Layout (in the default cache: Redis in production, memory in the embedded defaul
 ``live:v1:org:<org>:index`` the Organization's published version and call ids in order,
 ``live:v1:org:<org>:row:<call>`` each call's rendered row, ``live:v1:org:<org>:panel:<name>``
 each rendered panel (agents, a queue's figures), ``live:v1:call:<call>`` the parts
-of a call the rules need, ``live:v1:status`` the watcher's freshness, and
-``live:v1:watcher-leader`` the lock that keeps one watcher active.
+of a call the rules need, ``live:v1:status`` the watcher's freshness,
+``live:v1:watcher-leader`` the lock that keeps one watcher active, and
+``live:v1:org:<org>:agent-states`` each agent's state and when it began.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NotRequired, TypedDict
 
 from asgiref.sync import sync_to_async
@@ -252,3 +255,37 @@ class LeaderLock:
     async def release(self) -> None:
         if await _cache().aget(_LEADER_KEY) == self.token:
             await _cache().adelete(_LEADER_KEY)
+
+
+# ---- agent states ------------------------------------------------------------------------
+
+
+def _agent_states_key(org_id: int) -> str:
+    return f"{_PREFIX}:org:{org_id}:agent-states"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSince:
+    """An agent's state (``available``, ``ringing``, ``on_call``, ``paused``,
+    ``logged_out``) and when it began."""
+
+    state: str
+    since: datetime
+
+
+async def agent_states(org_id: int) -> dict[str, AgentSince]:
+    """The Organization's agents' states as last saved, by agent number; empty when none were
+    saved (or the store lost them). Raises what the cache raises."""
+    saved = await _cache().aget(_agent_states_key(org_id))
+    found: dict[str, AgentSince] = {}
+    for agent, (state, since) in (saved or {}).items():
+        found[agent] = AgentSince(state, datetime.fromisoformat(since))
+    return found
+
+
+async def save_agent_states(org_id: int, states: Mapping[str, AgentSince]) -> None:
+    """Keep the Organization's agents' states, replacing what was saved: a watcher that
+    starts (a restart, a handover) reads them back with ``agent_states``. Raises what the
+    cache raises."""
+    data = {agent: [s.state, s.since.isoformat()] for agent, s in states.items()}
+    await _cache().aset(_agent_states_key(org_id), data, TTL)

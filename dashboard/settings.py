@@ -176,6 +176,9 @@ CALLBOARD_CALL_EVENTS = _env_bool("CALLBOARD_CALL_EVENTS", True)
 # While Call Events arrive, reconciliation polls are this far apart (they only catch what an
 # event missed): a good citizen of the PBX.
 CALLBOARD_EVENTS_POLL_INTERVAL = _env_float("CALLBOARD_EVENTS_POLL_INTERVAL", 15.0)
+# Agents' queue statuses (QueueAgents, one request per queue) and phone registrations
+# (Presence) are polled this often; their calls move them at once.
+CALLBOARD_AGENT_POLL_INTERVAL = _env_float("CALLBOARD_AGENT_POLL_INTERVAL", 5.0)
 # At most this many UAPI requests a minute (on average; bursts of a sixth of it) for the
 # watcher and registration; a supervisor's barge-in is counted but never made to wait. The
 # default leaves room for 20 changes a second refreshed by Call Events (``make bench``).

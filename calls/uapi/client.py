@@ -34,6 +34,8 @@ from .types import (
     CallRecord,
     PhoneCall,
     PhoneCallAction,
+    Presence,
+    QueueAgent,
     UpdatedCall,
     WireFormatError,
 )
@@ -433,6 +435,39 @@ class UapiClient:
     ) -> None:
         """Remove one Call Event registration."""
         await self._request("DELETE", paths.call_event(user_id, extension, type, event_id))
+
+    # ---- Extension services: QueueAgents, Presence -------------------------------------
+
+    async def list_queue_agents(
+        self, queue: str, *, user_id: str = USER_ME, page_size: int = PAGE_SIZE
+    ) -> tuple[QueueAgent, ...]:
+        """Every agent of the queue extension ``queue`` with its status there, following
+        pages.
+
+        Unreadable entries are logged and skipped. Raises UapiRejected (``extension_invalid``
+        for an extension that is no queue of the user), UapiUnavailable and UapiAuthError as
+        every request does.
+        """
+        entries = await self._all(paths.queue_agents(user_id, queue), "List QueueAgents", page_size)
+        # Agents carry no id, so the pager cannot drop a page a server answered twice: keep
+        # the first of each number.
+        agents: dict[str, QueueAgent] = {}
+        for agent in _parsed(entries, QueueAgent.from_json, "queue agent"):
+            agents.setdefault(agent.agent_number, agent)
+        return tuple(agents.values())
+
+    async def presence(
+        self, extension: str = EXTENSION_SELF, *, user_id: str = USER_ME
+    ) -> tuple[Presence, ...]:
+        """The presence of ``extension``, or of every extension of the user with ``@self``:
+        whether each is online, ringing or busy, and whether its phone is registered.
+
+        List Presence answers a collection even for one extension. Unreadable entries are
+        logged and skipped. Raises UapiRejected, UapiUnavailable and UapiAuthError as every
+        request does.
+        """
+        entries = await self._all(paths.presence(user_id, extension), "List Presence", PAGE_SIZE)
+        return _parsed(entries, Presence.from_json, "presence")
 
 
 def _cdr_date(moment: datetime) -> str:

@@ -44,3 +44,13 @@ def cdr(owner_id: str | None = None) -> str:
     if owner_id is None:
         return "/uapi/cdr/"
     return f"/uapi/cdr/{_segment(owner_id)}/"
+
+
+def queue_agents(user_id: str, queue: str) -> str:
+    """The agents of a queue extension (never ``@self``): list them."""
+    return f"/uapi/extensions/{_segment(user_id)}/{_segment(queue)}/queue/agents"
+
+
+def presence(user_id: str, extension: str) -> str:
+    """List Presence of an extension, or of every extension of the user with ``@self``."""
+    return f"/uapi/extensions/{_segment(user_id)}/{_segment(extension)}/presence"

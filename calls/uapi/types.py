@@ -317,3 +317,55 @@ class CallRecord:
             disposition=disposition,
             flow=_opt_int(merged, "flow"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAgent:
+    """An agent of a queue as QueueAgents lists it: ``agent_number`` is an extension number
+    (a local agent, full or short) or a public number (a remote agent); ``status`` 0 logged
+    out, 1 online, 2 paused (``wire.AgentStatus``)."""
+
+    agent_number: str
+    status: int
+
+    @classmethod
+    def from_json(cls, data: Any) -> QueueAgent:
+        if not isinstance(data, dict):
+            raise WireFormatError("a queue agent is not an object")
+        status = _opt_int(data, "status")
+        if status is None:
+            # An agent whose status is unknown is not one to count as online or logged out.
+            raise WireFormatError("missing status")
+        return cls(agent_number=_required(data, "agentNumber"), status=status)
+
+
+# PhoneRegistration.registration values that mean the phone can take calls: 1 registered,
+# 2 no registration necessary (-1 not registered, -2 registration expired, 0 unknown).
+_REGISTERED = frozenset({1, 2})
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """An extension's presence: ``status`` 0 unknown, 1 online, 2 ringing, 3 busy
+    (``wire.PresenceStatus``); ``registered`` when any of its registrations is registered or
+    needs none (a phone without any registration is not registered)."""
+
+    extension: str
+    status: int
+    registered: bool
+
+    @classmethod
+    def from_json(cls, data: Any) -> Presence:
+        if not isinstance(data, dict):
+            raise WireFormatError("a presence is not an object")
+        registrations = data.get("registration") or []
+        if isinstance(registrations, dict):
+            registrations = [registrations]  # one registration, not wrapped in a list
+        if not isinstance(registrations, list):
+            raise WireFormatError(f"registration is not a list: {registrations!r}")
+        states = {_opt_int(r, "registration") for r in registrations if isinstance(r, dict)}
+        return cls(
+            extension=_required(data, "extension"),
+            status=_opt_int(data, "status") or 0,
+            registered=any(state in _REGISTERED for state in states),
+        )

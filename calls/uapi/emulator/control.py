@@ -128,16 +128,21 @@ async def phone(request: Request, emulator: Emulator) -> Response:
     answers = data.get("answers")
     if answers is not None and not isinstance(answers, bool):
         raise ControlError(400, "answers must be true or false")
+    registered = data.get("registered")
+    if registered is not None and not isinstance(registered, bool):
+        raise ControlError(400, "registered must be true or false")
     state = emulator.set_phone(
         request.path_params["extension"],
         pickup_delay=_number(data, "pickupDelay"),
         answers=answers,
+        registered=registered,
     )
     return json_response(
         {
             "extension": request.path_params["extension"],
             "pickupDelay": state.pickup_delay,
             "answers": state.answers,
+            "registered": state.registered,
             "busy": emulator.is_busy(request.path_params["extension"]),
         }
     )

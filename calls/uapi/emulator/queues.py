@@ -22,6 +22,7 @@ class Phone:
     pickup_delay: float
     answers: bool = True
     idle_since: int = 0  # a tick, lower = idle for longer
+    registered: bool = True  # a phone that is not registered rings nowhere
 
 
 class QueuesAndAgents(EmulatorBase):
@@ -31,7 +32,9 @@ class QueuesAndAgents(EmulatorBase):
         free = [
             a
             for a in q.agents
-            if self.agent_status[(queue, a)] is AgentStatus.ONLINE and not self.is_busy(a)
+            if self.agent_status[(queue, a)] is AgentStatus.ONLINE
+            and self.phones[a].registered
+            and not self.is_busy(a)
         ]
         free.sort(key=lambda a: self.phones[a].idle_since)
         return free
@@ -179,7 +182,12 @@ class QueuesAndAgents(EmulatorBase):
     # ------------------------------------------------------------------ phones and Presence
 
     def set_phone(
-        self, phone: str, *, pickup_delay: float | None = None, answers: bool | None = None
+        self,
+        phone: str,
+        *,
+        pickup_delay: float | None = None,
+        answers: bool | None = None,
+        registered: bool | None = None,
     ) -> Phone:
         state = self.phones.get(phone)
         if state is None:
@@ -188,6 +196,8 @@ class QueuesAndAgents(EmulatorBase):
             state.pickup_delay = float(pickup_delay)
         if answers is not None:
             state.answers = bool(answers)
+        if registered is not None:
+            state.registered = bool(registered)
         return state
 
     def presence(self, ext: str) -> dict[str, Any]:
@@ -199,6 +209,13 @@ class QueuesAndAgents(EmulatorBase):
                 "extension": ext,
                 "status": int(PresenceStatus.ONLINE),
                 "registration": [{"registration": 2, "status": int(PresenceStatus.ONLINE)}],
+            }
+        if not self.phones[ext].registered:
+            # Not registered (-1): no user agent, no expiry, and nothing known of its status.
+            return {
+                "extension": ext,
+                "status": int(PresenceStatus.UNKNOWN),
+                "registration": [{"registration": -1, "status": int(PresenceStatus.UNKNOWN)}],
             }
         status = PresenceStatus.ONLINE
         for call_id in self._index.get(ext, ()):
