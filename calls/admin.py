@@ -11,6 +11,7 @@ from .models import (
     EventRegistration,
     Extension,
     Organization,
+    QueueCall,
     Supervisor,
     Wallboard,
 )
@@ -19,8 +20,11 @@ from .models import (
 # take no parameters at run time, so the parameters exist for the type checker only.
 if TYPE_CHECKING:
     _ExtensionInline = admin.TabularInline[Extension, Organization]
+    _OrganizationForm = forms.ModelForm[Organization]
     _OrganizationAdmin = admin.ModelAdmin[Organization]
+    _ExtensionForm = forms.ModelForm[Extension]
     _ExtensionAdmin = admin.ModelAdmin[Extension]
+    _QueueCallAdmin = admin.ModelAdmin[QueueCall]
     _EventRegistrationInline = admin.TabularInline[EventRegistration, Extension]
     _EventRegistrationAdmin = admin.ModelAdmin[EventRegistration]
     _SupervisorForm = forms.ModelForm[Supervisor]
@@ -29,8 +33,11 @@ if TYPE_CHECKING:
     _BargeInAttemptAdmin = admin.ModelAdmin[BargeInAttempt]
 else:
     _ExtensionInline = admin.TabularInline
+    _OrganizationForm = forms.ModelForm
     _OrganizationAdmin = admin.ModelAdmin
+    _ExtensionForm = forms.ModelForm
     _ExtensionAdmin = admin.ModelAdmin
+    _QueueCallAdmin = admin.ModelAdmin
     _EventRegistrationInline = admin.TabularInline
     _EventRegistrationAdmin = admin.ModelAdmin
     _SupervisorForm = forms.ModelForm
@@ -39,15 +46,51 @@ else:
     _BargeInAttemptAdmin = admin.ModelAdmin
 
 
+class ExtensionForm(_ExtensionForm):
+    """Left empty, the service level threshold is the default (it matters for queues only)."""
+
+    class Meta:
+        model = Extension
+        fields = "__all__"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "service_level_seconds" in self.fields:
+            self.fields["service_level_seconds"].required = False
+
+    def clean_service_level_seconds(self) -> int:
+        value = self.cleaned_data.get("service_level_seconds")
+        default: int = Extension._meta.get_field("service_level_seconds").get_default()
+        return default if value is None else int(value)
+
+
+class OrganizationForm(_OrganizationForm):
+    """Left empty, the time zone is UTC."""
+
+    class Meta:
+        model = Organization
+        fields = "__all__"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"].required = False
+
+    def clean_time_zone(self) -> str:
+        value: str = self.cleaned_data.get("time_zone") or "UTC"
+        return value
+
+
 class ExtensionInline(_ExtensionInline):
     model = Extension
+    form = ExtensionForm
     extra = 0
-    fields = ("number", "type", "label", "caller_id")
+    fields = ("number", "type", "label", "caller_id", "service_level_seconds")
 
 
 @admin.register(Organization)
 class OrganizationAdmin(_OrganizationAdmin):
-    list_display = ("name", "voipnow_id", "extension_prefix")
+    form = OrganizationForm
+    list_display = ("name", "voipnow_id", "extension_prefix", "time_zone")
     search_fields = ("name", "voipnow_id", "extension_prefix")
     inlines = [ExtensionInline]
 
@@ -67,6 +110,7 @@ class EventRegistrationInline(_EventRegistrationInline):
 
 @admin.register(Extension)
 class ExtensionAdmin(_ExtensionAdmin):
+    form = ExtensionForm
     list_display = ("number", "label", "type", "organization", "caller_id")
     list_filter = ("organization", "type")
     search_fields = ("number", "label")
@@ -166,4 +210,33 @@ class BargeInAttemptAdmin(_BargeInAttemptAdmin):
     def has_delete_permission(
         self, request: HttpRequest, obj: BargeInAttempt | None = None
     ) -> bool:
+        return False
+
+
+@admin.register(QueueCall)
+class QueueCallAdmin(_QueueCallAdmin):
+    """Read-only: the history the figures are computed from, as the watcher recorded it."""
+
+    list_display = (
+        "arrived",
+        "queue",
+        "caller",
+        "outcome",
+        "agent",
+        "wait_seconds",
+        "talk_seconds",
+        "ended",
+    )
+    list_filter = ("outcome", "organization", "queue")
+    search_fields = ("phone_call_id", "caller", "agent", "queue__number")
+    date_hierarchy = "arrived"
+    list_select_related = ("queue",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: QueueCall | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: QueueCall | None = None) -> bool:
         return False

@@ -28,6 +28,7 @@ from calls.agents import AgentFloor
 from calls.backoff import backoff
 from calls.call_events import CallEventRegistration
 from calls.floor import Floor
+from calls.history import QueueFloor
 from calls.models import Extension, Organization
 from calls.rows import Directory, render_gone, render_row, render_status
 from calls.selectors import LiveCall, LiveView
@@ -386,7 +387,9 @@ class Watcher:
         missed one resyncs as it does for calls. Only panels that changed are sent."""
         async with self._apply_lock:
             state = self._orgs.get(org_id)
-            if state is None:
+            if state is None or state.inherited:
+                # Not polled since taking over: publishing now would remove the calls the
+                # previous watcher published. The first poll's publish carries the panels.
                 return
             await self._publish(state, state.calls, panels)
 
@@ -679,6 +682,7 @@ async def watch(
         log.info("watching VoipNow at %s", uapi.base_url)
         halt = asyncio.Event()
         keeper = asyncio.create_task(_keep_lock(lock, stop, halt))
+        agents = AgentFloor(uapi, poll_interval=settings.CALLBOARD_AGENT_POLL_INTERVAL)
         watcher = Watcher(
             uapi,
             channel_layer=channel_layer,
@@ -686,7 +690,7 @@ async def watch(
             call_events=settings.CALLBOARD_CALL_EVENTS,
             hook_url=hook_url,
             events_poll_interval=settings.CALLBOARD_EVENTS_POLL_INTERVAL,
-            floors=[AgentFloor(uapi, poll_interval=settings.CALLBOARD_AGENT_POLL_INTERVAL)],
+            floors=[agents, QueueFloor(uapi, agents=agents)],
         )
         try:
             await watcher.run(halt)

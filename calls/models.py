@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -31,6 +32,14 @@ caller_id_validator = RegexValidator(
 )
 
 
+def validate_time_zone(value: str) -> None:
+    """Accept an IANA time zone name (``Europe/Bucharest``); raise ValidationError otherwise."""
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"{value!r} is not a time zone name such as Europe/London.") from exc
+
+
 class Organization(models.Model):
     """A VoipNow Organization account: its calls carry ``ownerId`` = ``voipnow_id``."""
 
@@ -46,6 +55,13 @@ class Organization(models.Model):
         unique=True,
         validators=[RegexValidator(r"^\d{3,8}$", "The prefix is the digits before the '*'.")],
         help_text="The digits before the '*' of the Organization's extensions, e.g. 0001.",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="Where the Organization's day begins and ends (an IANA name such as "
+        "Europe/Bucharest): the queues' figures for today roll over at its midnight.",
     )
 
     class Meta:
@@ -99,6 +115,13 @@ class Extension(models.Model):
         blank=True,
         validators=[caller_id_validator],
         help_text="The extension's caller ID in VoipNow, shown as the default when barging in.",
+    )
+    service_level_seconds = models.PositiveIntegerField(
+        "service level threshold (s)",
+        default=20,
+        validators=[MinValueValidator(1), MaxValueValidator(3600)],
+        help_text="Queues: a call answered within this many seconds of arriving counts "
+        "towards the service level.",
     )
 
     class Meta:
@@ -277,3 +300,45 @@ class BargeInAttempt(ClippedFields, models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} {self.mode} {self.phone_call_id} {self.outcome}"
+
+
+class QueueCall(models.Model):
+    """One call's life in a queue, as the watcher saw it (or VoipNow's CDR told, for a time
+    Callboard was down): the history the day's figures are computed from. One row per call,
+    written by its VoipNow id, so a second watcher or a restart never counts it twice."""
+
+    class Outcome(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        ANSWERED = "answered", "Answered"
+        ABANDONED = "abandoned", "Abandoned"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="queue_calls"
+    )
+    queue = models.ForeignKey(Extension, on_delete=models.CASCADE, related_name="queue_calls")
+    phone_call_id = models.CharField("VoipNow call id", max_length=64, unique=True)
+    caller = models.CharField(max_length=200, blank=True)
+    arrived = models.DateTimeField()
+    answered = models.DateTimeField(null=True, blank=True)
+    agent = models.CharField(
+        max_length=24, blank=True, help_text="The extension whose leg answered the call."
+    )
+    ended = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.WAITING)
+    wait_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="From arriving to being answered, or to hanging up."
+    )
+    talk_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="From being answered to the end of the call."
+    )
+
+    class Meta:
+        ordering = ["-arrived"]
+        indexes = [
+            models.Index(fields=["queue", "arrived"]),
+            # Retention deletes by age across queues.
+            models.Index(fields=["arrived"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue.number} {self.phone_call_id} {self.outcome}"

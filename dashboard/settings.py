@@ -192,6 +192,9 @@ CALLBOARD_WATCHER_LOCK_TTL = _env_float("CALLBOARD_WATCHER_LOCK_TTL", 6.0)
 # How long a ringing barge-in blocks a second one on the same call by the same supervisor
 # when VoipNow does not tell us it was picked up (it answers the PUT at once).
 CALLBOARD_RINGING_GUARD_GRACE = _env_float("CALLBOARD_RINGING_GUARD_GRACE", 5.0)
+# Days of queue call history kept for the figures and exports; older records are deleted once
+# a day by the watcher.
+CALLBOARD_HISTORY_DAYS = int(_env_float("CALLBOARD_HISTORY_DAYS", 90))
 
 LOGGING = {
     "version": 1,

@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("calls/<str:call_id>/barge/", views.barge, name="barge"),
     path("wallboard/<str:token>/", views.wallboard, name="wallboard"),
+    path("queues/<str:queue>/today.csv", views.queue_today_csv, name="queue_today_csv"),
     path("admin/", admin.site.urls),
 ]

@@ -3,19 +3,24 @@ with a fitting status."""
 
 from __future__ import annotations
 
+import csv
 import logging
+from collections.abc import AsyncIterator, Iterator
+from itertools import islice
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from calls import call_events, store
 from calls.connection import uapi_client
 from calls.exceptions import CallboardError
+from calls.figures import export_rows, local_day, supervised_queue
 from calls.models import Wallboard
 from calls.selectors import barge_target, may_barge, phones_of, supervisor_of
 from calls.services import barge_in, modes_offered
@@ -129,3 +134,38 @@ def healthz(request: HttpRequest) -> JsonResponse:
         # Which extensions send which Call Events (by state), as the watcher last found them.
         body["call_events"] = call_events.summary()
     return JsonResponse(body, status=200 if db_ok else 503)
+
+
+# Rows per hop to the database thread while streaming an export.
+EXPORT_BATCH = 500
+
+
+@require_GET
+async def queue_today_csv(request: HttpRequest, queue: str) -> StreamingHttpResponse:
+    """Today's records of one of the supervisor's queues, as CSV, streamed; 404 for a queue
+    of another Organization."""
+    user = await request.auser()
+    found = await sync_to_async(supervised_queue)(user, queue)
+    if found is None:
+        raise Http404("No such queue.")
+    now = timezone.now()
+    response = StreamingHttpResponse(
+        _csv_lines(export_rows(found, now)), content_type="text/csv; charset=utf-8"
+    )
+    day = local_day(found.organization.time_zone, now)
+    name = f"queue-{found.number.replace('*', '-')}-{day.isoformat()}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+async def _csv_lines(rows: Iterator[list[str]]) -> AsyncIterator[str]:
+    # Async, so that daphne streams it: Django reads a sync iterator whole before sending it
+    # under ASGI. The rows come from the database thread a batch at a time.
+    writer = csv.writer(_Echo())
+    while batch := await sync_to_async(lambda: list(islice(rows, EXPORT_BATCH)))():
+        yield "".join(writer.writerow(row) for row in batch)

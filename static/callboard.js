@@ -45,48 +45,8 @@
     });
     var body = document.getElementById("calls-body");
     if (body) { document.body.classList.toggle("no-calls", body.children.length === 0); }
-    summarize(now);
   }
 
-  // One card per queue, from the rows on screen: calls waiting, the longest wait, calls
-  // answered. Built with textContent only: labels come from the server and stay text.
-  function summarize(now) {
-    var box = document.getElementById("queues");
-    if (!box) { return; }
-    var queues = {};
-    var order = [];
-    document.querySelectorAll("#calls-body tr[data-queue]").forEach(function (row) {
-      var key = row.dataset.queue;
-      if (!queues[key]) {
-        queues[key] = { label: row.dataset.queueLabel || key, waiting: 0, talking: 0, longest: 0 };
-        order.push(key);
-      }
-      var q = queues[key];
-      if (row.classList.contains("state-talking")) {
-        q.talking += 1;
-      } else {
-        q.waiting += 1;
-        var timer = row.querySelector("td.wait .timer[data-since]");
-        if (timer) { q.longest = Math.max(q.longest, (now - Date.parse(timer.dataset.since)) / 1000); }
-      }
-    });
-    order.sort();
-    box.replaceChildren.apply(box, order.map(function (key) {
-      var q = queues[key];
-      var card = document.createElement("div");
-      card.className = "queue-card" + (q.waiting ? " has-waiting" : "");
-      card.dataset.queue = key;
-      [["name", q.label], ["waiting", q.waiting + " waiting"],
-       ["longest", q.waiting ? "longest " + fmt(q.longest) : "no wait"],
-       ["talking", q.talking + " on call"]].forEach(function (part) {
-        var el = document.createElement("span");
-        el.className = part[0];
-        el.textContent = part[1];
-        card.appendChild(el);
-      });
-      return card;
-    }));
-  }
   setInterval(tick, 1000);
   document.addEventListener("DOMContentLoaded", tick);
 
@@ -115,12 +75,24 @@
   });
 
   // A row for a call not on screen yet arrives as an out-of-band swap without a target:
-  // append it, in arrival order.
+  // append it, in arrival order. A panel not on screen yet (a queue's figures) names the
+  // container it goes in (data-slot): it is placed there in the order of its data-queue.
   document.addEventListener("htmx:oobErrorNoTarget", function (evt) {
     var el = evt.detail.content;
+    if (!el || !el.dataset) { return; }
     var body = document.getElementById("calls-body");
-    if (el && body && el.dataset && el.dataset.live === "row") {
+    if (body && el.dataset.live === "row") {
       body.appendChild(el);
+      htmx.process(el);
+      return;
+    }
+    var slot = el.dataset.slot && document.getElementById(el.dataset.slot);
+    if (slot) {
+      var key = el.dataset.queue || el.id;
+      var after = Array.prototype.find.call(slot.children, function (other) {
+        return (other.dataset.queue || other.id) > key;
+      });
+      slot.insertBefore(el, after || null);
       htmx.process(el);
     }
   });
