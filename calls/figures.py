@@ -23,7 +23,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import Avg, Count, F, Max, Q, QuerySet
@@ -53,12 +53,13 @@ def local_day(time_zone: str, at: datetime) -> date:
 
 def day_bounds(time_zone: str, at: datetime) -> tuple[datetime, datetime]:
     """``(start, end)`` of the day in ``time_zone`` that holds ``at``: its midnight and the
-    next one, aware. A day with a daylight saving change is 23 or 25 hours long."""
+    next one, in UTC (so that their difference is the real length: a day with a daylight
+    saving change is 23 or 25 hours long)."""
     tz = zone(time_zone)
     day = at.astimezone(tz).date()
     start = datetime.combine(day, time(0), tzinfo=tz)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
-    return start, end
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def next_midnight(time_zone: str, at: datetime) -> datetime:

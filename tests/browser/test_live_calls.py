@@ -349,10 +349,14 @@ def test_a_wallboard_shows_its_queues_live_without_a_login_and_without_actions(
 
     expect(page.locator(f"#call-{waiting['id']}")).to_be_visible()
     expect(page.locator(f"#call-{talking['id']}")).to_have_class(re.compile("state-talking"))
-    card = page.locator("#queues .queue-card[data-queue='0001*100']")
-    expect(card.locator(".name")).to_have_text("Sales")
-    expect(card.locator(".waiting")).to_contain_text("waiting")
-    expect(card.locator(".talking")).to_contain_text("on call")
+    panel = page.locator("#queues [data-queue='0001*100']")
+    expect(panel.locator("h2")).to_have_text("Sales")
+    at_least_one = re.compile(r"^[1-9][0-9]*$")
+    expect(panel.locator("[data-metric=waiting]")).to_have_text(at_least_one)
+    expect(panel.locator("[data-metric=talking]")).to_have_text(at_least_one)
+    expect(panel.locator("[data-metric=answered_today]")).to_have_text(at_least_one)
+    # The longest wait ticks in the browser from when the call arrived.
+    expect(panel.locator("[data-metric=longest_wait]")).to_have_text(re.compile(r"^\d+:\d\d$"))
     expect(page.locator(".barge-btn").first).to_be_hidden()
     assert "/accounts/login/" not in page.url
 
