@@ -119,13 +119,32 @@ async def test_a_watcher_handover_in_the_middle_of_a_call_records_it_exactly_onc
     clock.shift(45)
     emulator.hangup_call(call.id)
     await second.refresh_all()
-    # A late cycle of the first watcher (it had not noticed it lost the lock yet).
+    # A late cycle of the first watcher (it had not noticed it lost the lock yet) sees the
+    # end too, a little later.
+    clock.shift(2)
     await first.refresh_all()
 
     [row] = await records()
     assert (row.arrived, row.answered) == (T0, T0 + timedelta(seconds=12))
     assert (row.outcome, row.agent) == ("answered", "0001*201")
     assert (row.wait_seconds, row.talk_seconds) == (12, 48)
+
+
+async def test_panels_published_before_the_first_poll_after_a_takeover_remove_no_call(
+    emulator: Emulator, uapi: UapiClient, world: Any
+) -> None:
+    first = await watching(uapi, QueueFloor())
+    call = emulator.create_call(SALES, auto=False)
+    await first.refresh_all()
+
+    second = await watching(uapi, QueueFloor())
+    await second.refresh_panels(await acme_id())  # its floors' own loops start before a poll
+
+    index = await store.published(await acme_id())
+    assert index is not None
+    assert call.id in index.ids
+    [row] = await records()
+    assert row.ended is None
 
 
 async def test_a_call_that_ended_while_no_watcher_looked_is_closed_without_times(
