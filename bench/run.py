@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,11 @@ LOAD_PROCESSES = 2
 SNAPSHOT_SAMPLES = 20
 LIST_SAMPLES = 10
 POLL_SAMPLES = 20
+# Queue history: days of records, calls a day per queue (Sales, Support), samples.
+HISTORY_DAYS = 90
+HISTORY_PER_DAY = (1500, 1000)
+FIGURES_SAMPLES = 30
+RECORDED_CALLS = 200
 # Whatever is still missing this long after the last change is counted as lost.
 DELIVERY_DEADLINE = 5.0
 RUN_BUDGET = 540.0
@@ -646,6 +652,141 @@ async def polling_only(stack: Stack, http: httpx.AsyncClient, report: Report) ->
     )
 
 
+def seed_history(queues: list[str], now: datetime) -> int:
+    """HISTORY_DAYS of records of each queue up to ``now``, evenly spread, in the bench's
+    database: most answered (some after the threshold), one in eight abandoned. Returns how
+    many were written."""
+    from calls.models import Extension, QueueCall
+
+    made = 0
+    for number, per_day in zip(queues, HISTORY_PER_DAY, strict=True):
+        queue = Extension.objects.get(number=number)
+        step = timedelta(days=1) / per_day
+        batch: list[QueueCall] = []
+        for i in range(HISTORY_DAYS * per_day):
+            arrived = now - step * (i + 1)
+            wait = (i * 7) % 45
+            answered = i % 8 != 0
+            batch.append(
+                QueueCall(
+                    organization_id=queue.organization_id,
+                    queue=queue,
+                    phone_call_id=f"bench-{number}-{i}",
+                    caller="+14155550101",
+                    arrived=arrived,
+                    answered=arrived + timedelta(seconds=wait) if answered else None,
+                    agent="0001*201" if answered else "",
+                    ended=arrived + timedelta(seconds=wait + (90 if answered else 0)),
+                    outcome="answered" if answered else "abandoned",
+                    wait_seconds=wait,
+                    talk_seconds=90 if answered else None,
+                )
+            )
+            if len(batch) == 5000:
+                QueueCall.objects.bulk_create(batch)
+                made += len(batch)
+                batch = []
+        QueueCall.objects.bulk_create(batch)
+        made += len(batch)
+    return made
+
+
+def time_figures(queue: str, now: datetime) -> list[float]:
+    """Seconds each of FIGURES_SAMPLES reads of one queue's figures took: the day's figures
+    and the chart's slices, as a panel reads them."""
+    from calls.figures import day_figures, recent_slices
+    from calls.models import Extension
+
+    ext = Extension.objects.select_related("organization").get(number=queue)
+    seconds: list[float] = []
+    for _ in range(FIGURES_SAMPLES):
+        t0 = time.perf_counter()
+        day_figures([ext.pk], ext.organization.time_zone, now)
+        recent_slices([ext.pk], now)
+        seconds.append(time.perf_counter() - t0)
+    return seconds
+
+
+def _queue_call(call_id: str, queue: str, at: datetime, agent: str | None) -> Any:
+    from calls.uapi.types import PhoneCall, PhoneCallView
+
+    views = [PhoneCallView(id="00", extension=queue, status=4, source=("+14155550101",))]
+    if agent is not None:
+        views.append(PhoneCallView(id="01", extension=agent, status=5, answered=at))
+    return PhoneCall(
+        id=call_id,
+        extension=queue,
+        owner_id="1",
+        published=at,
+        answered=at if agent else None,
+        views=tuple(views),
+    )
+
+
+async def recording_cost(acme_id: int) -> dict[str, list[float]]:
+    """Each change of RECORDED_CALLS queue calls (arrive, answered, end) told to a QueueFloor
+    in process, against the bench's database with its 90 days: ``record`` is the time
+    ``calls_changed`` took, ``panels`` the panels rendered after it, per change."""
+    from calls.history import QueueFloor
+
+    floor = QueueFloor()
+    queue, agent = drive.ACME_QUEUES[0], "0001*201"
+    live: dict[str, Any] = {}
+    figures: dict[str, list[float]] = {"record": [], "panels": []}
+    await floor.calls_changed(acme_id, live, [])  # the first look, as at a watcher's start
+
+    async def change(ended: list[Any]) -> None:
+        t0 = time.perf_counter()
+        await floor.calls_changed(acme_id, live, ended)
+        t1 = time.perf_counter()
+        await floor.panels(acme_id, live)
+        figures["record"].append(t1 - t0)
+        figures["panels"].append(time.perf_counter() - t1)
+
+    for i in range(RECORDED_CALLS):
+        call_id = f"bench-rec-{i}"
+        now = datetime.now(UTC)
+        live[call_id] = _queue_call(call_id, queue, now, None)
+        await change([])
+        live[call_id] = _queue_call(call_id, queue, now, agent)
+        await change([])
+        await change([live.pop(call_id)])
+    return figures
+
+
+async def queue_history(stack: Stack, report: Report) -> None:
+    now = datetime.now(UTC)
+    t0 = time.perf_counter()
+    made = await asyncio.to_thread(seed_history, list(drive.ACME_QUEUES[:2]), now)
+    seeded = time.perf_counter() - t0
+    figures = await asyncio.to_thread(time_figures, drive.ACME_QUEUES[0], now)
+    cost = await recording_cost(stack.acme_id)
+    per_call = [sum(cost["record"][i : i + 3]) for i in range(0, len(cost["record"]), 3)]
+    name = f"6. figures of a queue with {HISTORY_DAYS} days of records (in process)"
+    report.rows.append(_ms_row(name, "< 100 ms", figures, percentile(figures, 95) < 0.1))
+    report.rows.append(
+        _ms_row("7. recording history per call: 3 changes (in process)", "reported", per_call, None)
+    )
+    report.rows.append(
+        _ms_row("    QueueFloor.calls_changed, per change", "part of 7", cost["record"], None)
+    )
+    report.rows.append(
+        _ms_row("    QueueFloor.panels after a change", "beside 7", cost["panels"], None)
+    )
+    report.details.append(
+        f"- **6. queue figures**: {made:,} records written in {seeded:.1f} s into the bench's "
+        f"SQLite ({HISTORY_DAYS} days of {HISTORY_PER_DAY[0]:,} calls a day in Sales and "
+        f"{HISTORY_PER_DAY[1]:,} in Support); {FIGURES_SAMPLES} reads of Sales' figures, each "
+        "the day's figures (`day_figures`) and the chart's last hours (`recent_slices`), as a "
+        "panel reads them after a change. **7. recording**: "
+        f"{RECORDED_CALLS} queue calls told to a `QueueFloor` in process, each arriving, "
+        "answered, ended (one change each): the time `calls_changed` took (the database "
+        "writes, one thread hop), summed per call; the panels rendered after each change "
+        "(the figures read again, both queues' panels rendered) beside it. In the live path "
+        "both run inside the watcher's publish of that change."
+    )
+
+
 def _count(events: Any) -> int:
     return len(events) if isinstance(events, list) else len(events.get("deliveries", []))
 
@@ -664,6 +805,7 @@ async def scenarios(stack: Stack, only: set[str]) -> Report:
             "events": lambda: baseline_and_events(stack, http, fragment, report),
             "many": lambda: many_calls(stack, http, report),
             "polling": lambda: polling_only(stack, http, report),
+            "history": lambda: queue_history(stack, report),
         }
         for title, step in steps.items():
             if only and title not in only:
@@ -743,7 +885,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=["idle", "events", "many", "polling"],
+        choices=["idle", "events", "many", "polling", "history"],
         help="run only these scenarios (RESULTS.md is then left alone)",
     )
     args = parser.parse_args(argv)

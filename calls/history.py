@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -146,11 +147,13 @@ class _Changes:
     arrivals: list[_Arrival] = field(default_factory=list)
     answers: list[_Answer] = field(default_factory=list)
     ends: list[_End] = field(default_factory=list)
+    queues: set[int] = field(default_factory=set)  # the queues whose records these touch
 
     def __bool__(self) -> bool:
         return bool(self.arrivals or self.answers or self.ends)
 
 
+@transaction.atomic
 def record(changes: _Changes, org_id: int, *, close_except: set[str] | None = None) -> None:
     """Write what changed to the history: missing rows are created, existing ones only moved
     forward (an answer sets ``answered`` where it is empty, an end sets ``ended`` where it
@@ -158,7 +161,10 @@ def record(changes: _Changes, org_id: int, *, close_except: set[str] | None = No
 
     ``close_except``: the calls live now, when they are all known; the Organization's open
     records of any other call (it ended while no watcher was looking) are closed, without
-    wait or talk times, which nobody saw."""
+    wait or talk times, which nobody saw.
+
+    One transaction: one commit (with SQLite, one sync to disk) per change, not one per
+    statement."""
     arrivals = {a.call_id: a for a in changes.arrivals}
     # A call answered and hung up between two looks is answered first, then ended.
     answers = changes.answers + [e.answer for e in changes.ends if e.answer is not None]
@@ -249,8 +255,11 @@ class _Org:
     # Open records of calls that ended while nobody watched are closed once, at first sight
     # of the Organization's calls.
     swept: bool = False
-    day: dict[int, QueueDay] | None = None
+    # Each queue's figures as last read, and the queues (by id) whose figures are current:
+    # a change reads again only the figures of the queues it touched.
+    day: dict[int, QueueDay] = field(default_factory=dict)
     slices: dict[int, list[Slice]] = field(default_factory=dict)
+    current: set[int] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +275,6 @@ class Bar:
     y: float
     width: float
     height: float
-    title: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,33 +359,30 @@ def chart_of(slices: Sequence[Slice], time_zone: str) -> Chart:
     bars: list[Bar] = []
     dots: list[Dot] = []
     lines: list[str] = []
-    run: list[str] = []
+    run: list[Dot] = []
     for n, s in enumerate(slices):
         h = round(s.peak_waiting / top * (height - 8), 1)
-        at = s.start.astimezone(tz).strftime("%H:%M")
-        level = NO_FIGURE if s.service_level is None else _percent(s.service_level)
-        bars.append(
-            Bar(
-                x=n * width + 1,
-                y=round(height - h, 1),
-                width=width - 2,
-                height=h,
-                title=f"{at}: at most {s.peak_waiting} waiting, service level {level}",
-            )
-        )
+        if h:
+            bars.append(Bar(x=n * width + 1, y=round(height - h, 1), width=width - 2, height=h))
         if s.service_level is None:
-            if len(run) > 1:
-                lines.append(" ".join(run))
+            _end_run(run, lines, dots)
             run = []
             continue
-        dot = Dot(x=n * width + width / 2, y=round(height - 2 - s.service_level * (height - 4), 1))
-        dots.append(dot)
-        run.append(f"{dot.x},{dot.y}")
-    if len(run) > 1:
-        lines.append(" ".join(run))
+        run.append(
+            Dot(x=n * width + width / 2, y=round(height - 2 - s.service_level * (height - 4), 1))
+        )
+    _end_run(run, lines, dots)
     first = slices[0].start.astimezone(tz).strftime("%H:%M") if slices else ""
     last = (slices[-1].start + CHART_STEP).astimezone(tz).strftime("%H:%M") if slices else ""
     return Chart(bars=bars, lines=lines, dots=dots, first=first, last=last)
+
+
+def _end_run(run: list[Dot], lines: list[str], dots: list[Dot]) -> None:
+    """A run of service levels in consecutive slices is a line; a lone one, a dot."""
+    if len(run) > 1:
+        lines.append(" ".join(f"{d.x:g},{d.y:g}" for d in run))
+    elif run:
+        dots.append(run[0])
 
 
 def _read_directory() -> dict[int, tuple[str, str, dict[str, _Queue]]]:
@@ -428,7 +433,8 @@ class QueueFloor:
             if org is None:
                 self._orgs[org_id] = _Org(org_id, voipnow_id, time_zone, queues)
             elif (org.time_zone, org.queues) != (time_zone, queues):
-                org.time_zone, org.queues, org.day = time_zone, queues, None
+                org.time_zone, org.queues = time_zone, queues
+                org.current.clear()
         for org_id in set(self._orgs) - set(found):
             del self._orgs[org_id]
 
@@ -450,19 +456,23 @@ class QueueFloor:
         if not changes and sweep is None:
             return
         await sync_to_async(record)(changes, org_id, close_except=sweep)
+        if sweep is not None:
+            org.current.clear()
         org.swept = True
-        org.day = None
+        org.current -= changes.queues
 
     async def panels(self, org_id: int, calls: Mapping[str, PhoneCall]) -> dict[str, str]:
         """One panel per queue of the Organization, by name (``queue:<number>``)."""
         org = await self._org(org_id)
         if org is None or not org.queues:
             return {}
-        ids = [q.id for q in org.queues.values()]
-        if org.day is None:
-            org.day, org.slices = await sync_to_async(_read_figures)(
-                ids, org.time_zone, timezone.now()
-            )
+        stale = [q.id for q in org.queues.values() if q.id not in org.current]
+        if stale:
+            day, slices = await sync_to_async(_read_figures)(stale, org.time_zone, timezone.now())
+            for queue_id in stale:
+                org.day[queue_id] = day.get(queue_id, QueueDay())
+                org.slices[queue_id] = slices.get(queue_id, [])
+            org.current.update(stale)
         live = _live_figures(org, calls)
         counts = self.agents.counts(org_id) if self.agents is not None else {}
         out: dict[str, str] = {}
@@ -505,7 +515,7 @@ class QueueFloor:
                 for org_id in watcher.organizations:
                     org = self._orgs.get(org_id)
                     if org is not None:
-                        org.day = None
+                        org.current.clear()
                     await watcher.refresh_panels(org_id)
             except Exception:
                 log.exception("the queue figures could not be brought up to date")
@@ -528,7 +538,7 @@ class QueueFloor:
             start, _ = day_bounds(org.time_zone, timezone.now())
             added = await reconcile_with_cdr(self.uapi, organization, start, timezone.now())
             if added:
-                org.day = None
+                org.current.clear()
 
 
 def _look(
@@ -547,8 +557,10 @@ def _look(
         arrived = call.published or now
         if seen is None:
             changes.arrivals.append(_Arrival(call.id, queue.id, caller_of(call), arrived))
+            changes.queues.add(queue.id)
         if answered is not None and (seen is None or not seen[1]):
             changes.answers.append(_Answer(call.id, answered, agent, arrived))
+            changes.queues.add(queue.id)
         org.seen[call.id] = (call, answered is not None)
     for call in ended:
         org.seen.pop(call.id, None)
@@ -561,6 +573,7 @@ def _look(
         changes.arrivals.append(_Arrival(call.id, queue.id, caller_of(call), arrived))
         answer = _Answer(call.id, answered, agent, arrived) if answered else None
         changes.ends.append(_End(call.id, now, answer))
+        changes.queues.add(queue.id)
     return changes
 
 

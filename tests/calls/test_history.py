@@ -21,9 +21,10 @@ from calls.models import Extension, Organization, QueueCall
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from calls.uapi.errors import UapiRejected
+from tests.conftest import every_voipnow
 from tests.support.layer import acme_id
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), every_voipnow]
 
 SALES = "0001*100"
 SALES_AGENTS = ("0001*201", "0001*202", "0001*203")
