@@ -14,7 +14,7 @@ import pytest
 import time_machine
 from channels.layers import get_channel_layer
 
-from calls import history, store
+from calls import history, live, store
 from calls.history import QueueFloor, purge, reconcile_with_cdr
 from calls.live import Watcher
 from calls.models import Extension, Organization, QueueCall
@@ -22,7 +22,7 @@ from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from calls.uapi.errors import UapiRejected
 from tests.conftest import every_voipnow
-from tests.support.layer import acme_id
+from tests.support.layer import acme_id, listen, received
 
 pytestmark = [pytest.mark.django_db(transaction=True), every_voipnow]
 
@@ -215,6 +215,23 @@ async def test_each_queue_has_a_panel_with_its_figures_now_and_today(
     [support] = [p for p in panels if 'data-queue="0001*101"' in p]
     assert (metric(support, "waiting"), metric(support, "service_level")) == ("0", "—")
     assert metric(support, "available") == "0", "the source counts no agent of this queue"
+
+
+async def test_a_call_that_ends_is_removed_before_the_panels_in_the_same_message(
+    emulator: Emulator, uapi: UapiClient, world: Any
+) -> None:
+    watcher = await watching(uapi, QueueFloor())
+    call = emulator.create_call(SALES, auto=False)
+    await watcher.refresh_all()
+    layer, channel = await listen(live.org_group(await acme_id()))
+    emulator.hangup_call(call.id)
+    await watcher.refresh_all()
+
+    [message] = await received(layer, channel)
+    html = message["html"]
+    # A browser parses the message as one <template>: a <tr> after a <section> is lost.
+    assert html.startswith(f'<tr id="call-{call.id}" hx-swap-oob="delete"')
+    assert '<section id="queue-0001-100"' in html
 
 
 async def test_without_an_agents_source_the_agent_figures_are_a_dash(
