@@ -292,7 +292,8 @@ class Chart:
     dots: list[Dot]
     first: str
     last: str
-    width: int = CHART_SLICES * 12
+    # 8:1, the shape of the panel's width at a few lines of height.
+    width: int = CHART_SLICES * 24
     height: int = 48
     hours: int = CHART_SLICES * CHART_STEP // timedelta(hours=1)
 
@@ -353,7 +354,7 @@ def _duration(seconds: float | None) -> str:
 def chart_of(slices: Sequence[Slice], time_zone: str) -> Chart:
     """Bars of the most calls waiting at once and a line of the service level, per quarter
     hour, oldest on the left."""
-    width, height = 12, 48
+    width, height = 24, 48
     top = max([s.peak_waiting for s in slices] + [1])
     tz = zone(time_zone)
     bars: list[Bar] = []
@@ -363,7 +364,7 @@ def chart_of(slices: Sequence[Slice], time_zone: str) -> Chart:
     for n, s in enumerate(slices):
         h = round(s.peak_waiting / top * (height - 8), 1)
         if h:
-            bars.append(Bar(x=n * width + 1, y=round(height - h, 1), width=width - 2, height=h))
+            bars.append(Bar(x=n * width + 2, y=round(height - h, 1), width=width - 4, height=h))
         if s.service_level is None:
             _end_run(run, lines, dots)
             run = []
