@@ -480,6 +480,7 @@ class QueueFloor:
         for queue in org.queues.values():
             waiting, oldest, talking = live.get(queue.number, (0, None, 0))
             agents = counts.get(queue.number)
+            # No counts at all: the agents were not polled yet, so nothing is known.
             panel = QueuePanel(
                 number=queue.number,
                 label=queue.label,
@@ -488,7 +489,7 @@ class QueueFloor:
                 oldest_waiting=oldest,
                 talking=talking,
                 day=org.day.get(queue.id, QueueDay()),
-                agents=_agent_figures(agents) if self.agents is not None else AgentFigures(),
+                agents=_agent_figures(agents) if counts else AgentFigures(),
                 chart=chart_of(org.slices.get(queue.id, []), org.time_zone),
             )
             out[f"queue:{queue.number}"] = render_to_string(PANEL_TEMPLATE, {"panel": panel})

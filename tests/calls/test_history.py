@@ -342,6 +342,77 @@ async def test_the_floor_applies_the_retention_when_it_starts(world: Any, settin
     assert [r.phone_call_id async for r in QueueCall.objects.all()] == ["kept"]
 
 
+async def test_until_the_agents_are_first_counted_their_figures_are_a_dash(world: Any) -> None:
+    class NotPolledYet:
+        def counts(self, org_id: int) -> Mapping[str, Mapping[str, int]]:
+            return {}
+
+    panels = await QueueFloor(agents=NotPolledYet()).panels(await acme_id(), {})
+    assert metric(panels[f"queue:{SALES}"], "available") == "—"
+
+
+@pytest.mark.parametrize("voipnow_version", [5], indirect=True)
+async def test_calls_that_ended_while_no_watcher_ran_are_added_from_voipnows_cdr(
+    emulator: Emulator, uapi: UapiClient, world: Any, clock: time_machine.Traveller
+) -> None:
+    watcher = await watching(uapi, QueueFloor())
+    seen = emulator.create_call(SALES, auto=False)
+    await watcher.refresh_all()  # recorded by the watcher: VoipNow's record adds nothing
+    # Callboard is down from here on.
+    answered = emulator.create_call(SALES, caller="+14155550102", auto=False)
+    abandoned = emulator.create_call(SALES, auto=False)
+    clock.shift(9)
+    emulator.answer_call(answered.id, agent="0001*203")
+    clock.shift(30)
+    emulator.hangup_call(answered.id)
+    emulator.hangup_call(abandoned.id)
+    emulator.hangup_call(seen.id)
+    acme = await Organization.objects.aget(name="Acme")
+
+    added = await reconcile_with_cdr(uapi, acme, T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    again = await reconcile_with_cdr(uapi, acme, T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+
+    assert (added, again) == (2, 0)
+    rows = {r.phone_call_id: r for r in await records()}
+    assert set(rows) == {seen.id, answered.id, abandoned.id}
+    a = rows[answered.id]
+    assert (a.outcome, a.agent, a.caller) == ("answered", "0001*203", "+14155550102")
+    assert (a.arrived, a.wait_seconds, a.talk_seconds) == (T0, 9, 30)
+    b = rows[abandoned.id]
+    assert (b.outcome, b.answered, b.wait_seconds) == ("abandoned", None, 39)
+    assert rows[seen.id].ended is None, "the watcher's own record is left to the watcher"
+
+
+@pytest.mark.parametrize("voipnow_version", [5], indirect=True)
+async def test_the_floor_reconciles_today_when_it_starts(
+    emulator: Emulator, uapi: UapiClient, world: Any
+) -> None:
+    missed = emulator.create_call(SALES, auto=False)
+    emulator.hangup_call(missed.id)
+    floor = QueueFloor(uapi)
+    sink = Sink(floor, await acme_id())
+    stop = asyncio.Event()
+    running = asyncio.create_task(floor.run(sink, stop))
+    await asyncio.wait_for(sink.refreshed.wait(), 5)
+    stop.set()
+    await running
+
+    assert [r.phone_call_id for r in await records()] == [missed.id]
+    assert metric(sink.published[0][f"queue:{SALES}"], "abandoned_today") == "1"
+
+
+@pytest.mark.usefixtures("fresh_cdr_log")
+@pytest.mark.parametrize("voipnow_version", [3], indirect=True)
+async def test_voipnow_3_has_no_cdr_and_reconciliation_says_so_once(
+    uapi: UapiClient, world: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    acme = await Organization.objects.aget(name="Acme")
+    with caplog.at_level(logging.INFO, logger="calls.history"):
+        for _ in range(2):
+            assert await reconcile_with_cdr(uapi, acme, T0, T0 + timedelta(hours=1)) == 0
+    assert caplog.text.count("call history is not available") == 1
+
+
 class NoCdr:
     """A UAPI client of a server without call history (VoipNow 3.x answers 501)."""
 
