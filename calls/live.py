@@ -564,7 +564,9 @@ class Watcher:
             await self.refresh_calls(pending.ids)
         if pending.extensions:
             await self.refresh_extensions(pending.extensions)
-        if not pending and self._heartbeat.due():
+        if self._heartbeat.due():
+            # Also while Call Events keep the watcher busy: a screen whose calls do not change
+            # (a wallboard of quiet queues) hears from it every HEARTBEAT_EVERY all the same.
             await self._beat("ok")
         return next_poll
 

@@ -3,21 +3,26 @@ ASGI router: only its queues, callers masked or no calls at all, and "revoked" a
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
 
+from calls import live
 from calls.live import Watcher
 from calls.models import Extension, Organization, Wallboard
 from calls.rows import mask_number
+from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from dashboard.version import page_version
 from tests.dashboard.test_consumers import drain, socket_for
+from tests.support.layer import listen, received
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -174,15 +179,16 @@ def test_numbers_are_masked_keeping_the_first_five_and_last_four_characters() ->
     assert mask_number("") == ""
 
 
-async def test_the_first_message_names_the_servers_version(watcher: Watcher) -> None:
+@pytest.mark.parametrize("show_calls", [False, True])
+async def test_the_first_message_names_the_servers_version(
+    watcher: Watcher, show_calls: bool
+) -> None:
     await watcher.refresh_all()
-    comm = await connected(await board_of())
+    comm = await connected(await board_of(show_calls=show_calls))
 
     first = await comm.receive_from()
 
-    assert first.startswith(
-        f'<div id="wall-version" hx-swap-oob="true" data-version="{page_version()}"'
-    )
+    assert f'<div id="wall-version" hx-swap-oob="true" data-version="{page_version()}"' in first
     await comm.disconnect()
 
 
@@ -314,3 +320,30 @@ def test_a_revoked_or_unknown_address_says_the_wallboard_was_revoked(
     assert response.status_code == 404
     assert "This wallboard was revoked" in response.content.decode()
     assert "ws-connect" not in response.content.decode()
+
+
+async def test_screens_hear_the_heartbeat_while_call_events_keep_the_watcher_busy(
+    world: Any, emulator: Emulator, uapi: UapiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "HEARTBEAT_EVERY", 0.1)
+    call = emulator.create_call("0001*100", auto=False)
+    watcher = Watcher(
+        uapi,
+        channel_layer=get_channel_layer(),
+        poll_interval=0.05,
+        call_events=False,
+        events_poll_interval=60,  # events flowing: no poll, and so no poll's heartbeat
+    )
+    layer, channel = await listen(live.STATUS_GROUP)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    try:
+        for _ in range(60):  # a call changing all the time, for 1.2 s
+            watcher.call_event(call.id)
+            await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    beats = [m for m in await received(layer, channel) if m["type"] == "calls.status"]
+
+    assert len(beats) >= 5
