@@ -173,10 +173,12 @@ class WallboardConsumer(_LiveConsumer):
 
     async def forward(self, event: dict[str, Any]) -> None:
         queues = self.screen.queues
-        parts = [p for p in event.get("panels", {}).values() if _queue_of(p) in queues]
+        parts = []
         if self.screen.show_calls:
+            # Table rows first: a browser parses a <tr> that follows a <section> as text.
             parts += [r for r in event.get("wall", {}).values() if _queue_of(r) in queues]
             parts.append(event.get("gone", ""))
+        parts += [p for p in event.get("panels", {}).values() if _queue_of(p) in queues]
         text = "".join(parts)
         if text:
             await self.send(text_data=text)
@@ -206,7 +208,8 @@ def _wall_messages(rows: list[str], panels: list[str], screen: WallboardScreen) 
     if not screen.show_calls:
         return [head]
     first, *rest = _chunks([r for r in rows if _queue_of(r) in screen.queues])
-    head += render_to_string(WALL_SNAPSHOT_TEMPLATE, {"rows": first})
+    # The table body first: a browser parses a <tbody> that follows a <div> as text.
+    head = render_to_string(WALL_SNAPSHOT_TEMPLATE, {"rows": first}) + head
     return [head, *("".join(c) for c in rest)]
 
 

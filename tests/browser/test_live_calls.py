@@ -336,27 +336,6 @@ def test_ctrl_c_stops_the_demo_and_its_emulator_while_a_supervisor_is_watching(
         assert code == 0, f"the demo exited with {code}:\n{log[-3000:]}"
 
 
-def test_a_wallboard_shows_its_queues_live_without_a_login_and_without_actions(
-    page: Page, demo: Demo
-) -> None:
-    match = re.search(r"wallboard Acme: (\S+)", demo.log.read_text())
-    assert match, "the demo prints each wallboard's address"
-    page.goto(match.group(1))
-    expect(page.locator("#connection")).to_have_text("live")
-
-    waiting = demo.start_call(ACME_SALES)
-    talking = demo.start_call(ACME_SALES, answer=True)
-
-    expect(page.locator(f"#call-{waiting['id']}")).to_be_visible()
-    expect(page.locator(f"#call-{talking['id']}")).to_have_class(re.compile("state-talking"))
-    card = page.locator("#queues .queue-card[data-queue='0001*100']")
-    expect(card.locator(".name")).to_have_text("Sales")
-    expect(card.locator(".waiting")).to_contain_text("waiting")
-    expect(card.locator(".talking")).to_contain_text("on call")
-    expect(page.locator(".barge-btn").first).to_be_hidden()
-    assert "/accounts/login/" not in page.url
-
-
 @pytest.fixture(scope="module")
 def demo_on_voipnow_3(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     with running_demo(tmp_path_factory.mktemp("callboard-var-3"), voipnow=3) as running:
