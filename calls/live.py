@@ -455,8 +455,7 @@ class Watcher:
             wall_rows=wall,
         )
         sent = [html for cid, html in rows.items() if cid not in unchanged]
-        sent += new_panels.values()
-        if sent or removed:
+        if sent or removed or new_panels:
             gone = "".join(render_gone(cid) for cid in removed)
             await self.layer.group_send(
                 org_group(state.org_id),
@@ -464,7 +463,9 @@ class Watcher:
                     "type": "calls.changes",
                     "version": version,
                     "prev": state.version,
-                    "html": "".join(sent) + gone,
+                    # Table rows lead: htmx parses a message as a <template>'s content, where
+                    # a <tr> that follows a <section> (a panel) is dropped as misplaced.
+                    "html": "".join(sent) + gone + "".join(new_panels.values()),
                     # The same change in parts, for wallboards to pick from without rendering
                     # or parsing: panels by name, masked rows by call id, the removals.
                     "panels": new_panels,

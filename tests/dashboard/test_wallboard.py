@@ -347,3 +347,45 @@ async def test_screens_hear_the_heartbeat_while_call_events_keep_the_watcher_bus
     beats = [m for m in await received(layer, channel) if m["type"] == "calls.status"]
 
     assert len(beats) >= 5
+
+
+class Waiting:
+    """A floor whose one panel counts the calls of 0001*100, as the queue figures would."""
+
+    async def calls_changed(self, org_id: int, calls: Any, ended: Any) -> None:
+        return None
+
+    async def panels(self, org_id: int, calls: Any) -> dict[str, str]:
+        return {"0001*100": panel("0001*100", len(calls))}
+
+    async def run(self, watcher: Any, stop: asyncio.Event) -> None:
+        await stop.wait()
+
+
+async def test_a_change_leads_with_its_rows_so_that_browsers_parse_them(
+    alice: User, emulator: Emulator, uapi: UapiClient
+) -> None:
+    """htmx parses a message as a <template>'s content: a <tr> after a <section> is dropped,
+    and a call that ended would stay on every screen."""
+    watcher = Watcher(
+        uapi,
+        channel_layer=get_channel_layer(),
+        poll_interval=1.0,
+        call_events=False,
+        floors=[Waiting()],
+    )
+    await watcher.load_directory()
+    call = emulator.create_call("0001*100", auto=False)
+    await watcher.refresh_all()
+    supervisor = await socket_for(alice)
+    assert (await supervisor.connect())[0]
+    await drain(supervisor)
+
+    emulator.hangup_call(call.id)
+    await watcher.refresh_all()  # the call goes, and the queue's figures change with it
+    [message] = await drain(supervisor)
+
+    assert f'<tr id="call-{call.id}" hx-swap-oob="delete"' in message
+    assert '<span data-metric="waiting">0</span>' in message
+    assert message.lstrip().startswith("<tr")
+    await supervisor.disconnect()
