@@ -120,17 +120,28 @@ def phones_of(supervisor: Supervisor) -> list[Extension]:
     )
 
 
-def wallboard_queues(board: Wallboard) -> list[Extension]:
+@dataclass(frozen=True, slots=True)
+class WallboardQueue:
+    """A queue a wallboard shows: its tile until the watcher's panel of the queue (the same
+    ``dom_id``) replaces it."""
+
+    number: str
+    label: str
+
+    @property
+    def dom_id(self) -> str:
+        return "queue-" + self.number.replace("*", "-")
+
+
+def wallboard_queues(board: Wallboard) -> list[WallboardQueue]:
     """The queues a wallboard shows, by number: those chosen for it, or, when none are, every
     queue of its Organization."""
-    chosen = list(board.queues.order_by("number"))
-    if chosen:
-        return chosen
-    return list(
-        Extension.objects.filter(
+    chosen = board.queues.order_by("number")
+    if not chosen.exists():
+        chosen = Extension.objects.filter(
             organization_id=board.organization_id, type=Extension.Type.QUEUE
         ).order_by("number")
-    )
+    return [WallboardQueue(number=q.number, label=q.label) for q in chosen]
 
 
 @dataclass(frozen=True, slots=True)

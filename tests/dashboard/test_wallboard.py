@@ -281,9 +281,9 @@ def test_the_page_needs_no_login_and_offers_no_action(world: Any) -> None:
 
     html = response.content.decode()
     assert response.status_code == 200
-    assert re.findall(r'<section id="queue-\d+" data-queue="([^"]+)"', html) == [
-        "0001*100",
-        "0001*101",
+    assert re.findall(r'<section id="(queue-[^"]+)" data-queue="([^"]+)"', html) == [
+        ("queue-0001-100", "0001*100"),
+        ("queue-0001-101", "0001*101"),
     ]
     assert f'ws-connect="/ws/wallboard/{board.token}/"' in html
     assert f'data-version="{page_version()}"' in html
