@@ -1,11 +1,22 @@
 from __future__ import annotations
 
+import logging
+import secrets
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import segno
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django import forms
+from django.conf import settings
 from django.contrib import admin
+from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 
+from .live import DIRECTORY_CHANGED, WATCHER_CHANNEL, wallboard_group
 from .models import (
     BargeInAttempt,
     EventRegistration,
@@ -15,6 +26,8 @@ from .models import (
     Supervisor,
     Wallboard,
 )
+
+log = logging.getLogger(__name__)
 
 # django-stubs makes the admin and form classes generic in their model; Django's own classes
 # take no parameters at run time, so the parameters exist for the type checker only.
@@ -166,16 +179,101 @@ class SupervisorAdmin(_SupervisorAdmin):
         return ", ".join(p.number for p in obj.phones.all())
 
 
+def wallboard_address(board: Wallboard) -> str:
+    """The wallboard's page as a TV opens it: the public address and the token."""
+    return f"{settings.CALLBOARD_PUBLIC_URL}/wallboard/{board.token}/"
+
+
+def tell_screens(boards: Iterable[Wallboard], *, deleted: bool = False) -> None:
+    """Once the transaction commits, tell each wallboard's open screens it changed (screens on
+    a token that no longer works close with "revoked", the others reload), and the watcher to
+    read again what it watches (a wallboard may list calls now). Never raises: screens that
+    miss it keep running until their next reconnect."""
+    changes = [
+        (
+            b.pk,
+            {"type": "wallboard.changed", "token": b.token, "enabled": b.enabled and not deleted},
+        )
+        for b in boards
+    ]
+
+    def send() -> None:
+        layer = get_channel_layer()
+        try:
+            for pk, change in changes:
+                async_to_sync(layer.group_send)(wallboard_group(pk), change)
+            async_to_sync(layer.send)(WATCHER_CHANNEL, dict(DIRECTORY_CHANGED))
+        except Exception:  # the layer is down or full: the admin's save stands
+            log.warning("could not tell wallboard screens of a change", exc_info=True)
+
+    transaction.on_commit(send)
+
+
 @admin.register(Wallboard)
 class WallboardAdmin(_WallboardAdmin):
-    list_display = ("name", "organization", "enabled", "url")
+    list_display = ("name", "organization", "enabled", "show_calls", "address")
     list_filter = ("organization", "enabled")
     filter_horizontal = ("queues",)
-    readonly_fields = ("url",)
+    readonly_fields = ("address", "qr_code")
+    actions = ("rotate_token", "revoke")
+    fieldsets = (
+        (None, {"fields": ("name", "organization", "queues", "enabled")}),
+        (
+            "On screen",
+            {
+                "fields": (
+                    "show_calls",
+                    ("wait_amber", "wait_red"),
+                    ("service_level_amber", "service_level_red"),
+                    "chime",
+                )
+            },
+        ),
+        ("Address", {"fields": ("address", "qr_code")}),
+    )
 
     @admin.display(description="address")
-    def url(self, obj: Wallboard) -> str:
-        return f"/wallboard/{obj.token}/" if obj.pk else "(saved first)"
+    def address(self, obj: Wallboard) -> str:
+        return wallboard_address(obj) if obj.pk else "(saved first)"
+
+    @admin.display(description="QR code")
+    def qr_code(self, obj: Wallboard) -> str:
+        if not obj.pk:
+            return "(saved first)"
+        url = wallboard_address(obj)
+        # segno writes the SVG and its data URI; the template only places it.
+        qr = segno.make(url, error="m").svg_data_uri(scale=4, border=2)
+        return render_to_string("admin/calls/wallboard/qr.html", {"url": url, "qr": qr})
+
+    def save_model(self, request: HttpRequest, obj: Wallboard, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        tell_screens([obj])
+
+    def delete_model(self, request: HttpRequest, obj: Wallboard) -> None:
+        tell_screens([Wallboard(pk=obj.pk, token=obj.token)], deleted=True)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Wallboard]) -> None:
+        tell_screens(list(queryset), deleted=True)
+        super().delete_queryset(request, queryset)
+
+    @admin.action(description="Rotate the token (screens on the old address stop)")
+    def rotate_token(self, request: HttpRequest, queryset: QuerySet[Wallboard]) -> None:
+        boards = list(queryset)
+        for board in boards:
+            board.token = secrets.token_urlsafe()
+            board.save(update_fields=["token"])
+        tell_screens(boards)
+        self.message_user(request, f"{len(boards)} wallboard(s) have a new address.")
+
+    @admin.action(description="Revoke (disable; screens stop at once)")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[Wallboard]) -> None:
+        boards = list(queryset)
+        queryset.update(enabled=False)
+        for board in boards:
+            board.enabled = False
+        tell_screens(boards)
+        self.message_user(request, f"{len(boards)} wallboard(s) revoked.")
 
 
 @admin.register(BargeInAttempt)

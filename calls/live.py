@@ -29,8 +29,8 @@ from calls.backoff import backoff
 from calls.call_events import CallEventRegistration
 from calls.floor import Floor
 from calls.history import QueueFloor
-from calls.models import Extension, Organization
-from calls.rows import Directory, render_gone, render_row, render_status
+from calls.models import Extension, Organization, Wallboard
+from calls.rows import Directory, render_gone, render_row, render_status, render_wall_row
 from calls.selectors import LiveCall, LiveView
 from calls.store import LeaderLock, LiveStatus
 from calls.uapi.client import UapiClient
@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 STATUS_GROUP = "calls.status"
 WATCHER_CHANNEL = "callboard.watcher"
+# Sent to WATCHER_CHANNEL when what the watcher reads from the database changed.
+DIRECTORY_CHANGED = {"type": "directory.changed"}
 HEARTBEAT_EVERY = 5.0
 # VoipNow sends several Call Events for one change (the queue's, the agent's): wait this long
 # for the rest, so a change is one refresh and one broadcast to every screen, not several.
@@ -58,6 +60,11 @@ DIRECTORY_EVERY = 30.0
 
 def org_group(org_id: int) -> str:
     return f"calls.org.{org_id}"
+
+
+def wallboard_group(wallboard_id: int) -> str:
+    """The screens of one wallboard: told when it is changed, revoked or deleted."""
+    return f"wallboard.{wallboard_id}"
 
 
 @dataclass
@@ -199,6 +206,8 @@ class Watcher:
         self._orgs: dict[int, _OrgState] = {}
         self._org_by_voipnow: dict[str, int] = {}
         self._directories: dict[int, Directory] = {}
+        # Organizations with a wallboard that lists calls: their rows are also rendered masked.
+        self._wall_orgs: set[int] = set()
         self._directory_loaded = 0.0
         self._apply_lock = asyncio.Lock()
         # Each fetch is numbered; a call refreshed by a later fetch is newer than an earlier
@@ -213,13 +222,17 @@ class Watcher:
     # -- directory of organizations and extension labels --
 
     async def load_directory(self) -> None:
-        orgs, labels = await sync_to_async(_read_directory)()
+        orgs, labels, walls = await sync_to_async(_read_directory)()
         self._org_by_voipnow = orgs
         self._directories = {org_id: Directory(labels=names) for org_id, names in labels.items()}
         self._directory_loaded = time.monotonic()
         for org_id in orgs.values():
             if org_id not in self._orgs:
                 self._orgs[org_id] = await _OrgState.inherit(org_id)
+        for org_id in walls - self._wall_orgs:
+            if org_id in self._orgs:
+                self._orgs[org_id].dirty = True  # its wallboard rows: render every call again
+        self._wall_orgs = walls
 
     # -- reconcile --
 
@@ -419,6 +432,11 @@ class Watcher:
             return
         directory = self._directories.get(state.org_id) or Directory(labels={})
         rows = {c.id: render_row(c, directory) for c in changed}
+        wall = (
+            {c.id: render_wall_row(c, directory) for c in changed}
+            if state.org_id in self._wall_orgs
+            else {}
+        )
         # Versions grow with time, so a watcher that starts afresh (Redis lost its data, say)
         # never reuses a version screens have already seen.
         version = max(state.version + 1, time.time_ns() // 1000)
@@ -438,20 +456,25 @@ class Watcher:
             removed=removed,
             panels=new_panels,
             panel_names=list(all_panels),
+            wall_rows=wall,
         )
         sent = [html for cid, html in rows.items() if cid not in unchanged]
-        # Table rows (changed and gone) before the panels: a browser parses the message in the
-        # context of its first element, and after a <section> it drops a <tr> unseen.
-        sent += [render_gone(cid) for cid in removed]
-        sent += new_panels.values()
-        if sent:
+        if sent or removed or new_panels:
+            gone = "".join(render_gone(cid) for cid in removed)
             await self.layer.group_send(
                 org_group(state.org_id),
                 {
                     "type": "calls.changes",
                     "version": version,
                     "prev": state.version,
-                    "html": "".join(sent),
+                    # Table rows lead: htmx parses a message as a <template>'s content, where
+                    # a <tr> that follows a <section> (a panel) is dropped as misplaced.
+                    "html": "".join(sent) + gone + "".join(new_panels.values()),
+                    # The same change in parts, for wallboards to pick from without rendering
+                    # or parsing: panels by name, masked rows by call id, the removals.
+                    "panels": new_panels,
+                    "wall": wall,
+                    "gone": gone,
                 },
             )
         state.calls, state.inherited, state.version, state.dirty = now, set(), version, False
@@ -546,7 +569,9 @@ class Watcher:
             await self.refresh_calls(pending.ids)
         if pending.extensions:
             await self.refresh_extensions(pending.extensions)
-        if not pending and self._heartbeat.due():
+        if self._heartbeat.due():
+            # Also while Call Events keep the watcher busy: a screen whose calls do not change
+            # (a wallboard of quiet queues) hears from it every HEARTBEAT_EVERY all the same.
             await self._beat("ok")
         return next_poll
 
@@ -577,6 +602,10 @@ class Watcher:
             failures = 0
             if message.get("type") == "call.event":
                 self.call_event(message.get("call_id"), message.get("extensions") or ())
+            elif message.get("type") == DIRECTORY_CHANGED["type"]:
+                # An admin changed what is watched (a wallboard now lists calls): read it now.
+                self._directory_loaded = -math.inf
+                self.call_event(None)
 
 
 @dataclass
@@ -626,14 +655,19 @@ async def _first(*events: asyncio.Event) -> None:
             w.cancel()
 
 
-def _read_directory() -> tuple[dict[str, int], dict[int, dict[str, str]]]:
+def _read_directory() -> tuple[dict[str, int], dict[int, dict[str, str]], set[int]]:
     orgs = {o.voipnow_id: o.pk for o in Organization.objects.all()}
+    walls = set(
+        Wallboard.objects.filter(enabled=True, show_calls=True).values_list(
+            "organization_id", flat=True
+        )
+    )
     labels: dict[int, dict[str, str]] = {pk: {} for pk in orgs.values()}
     for number, label, org_id in Extension.objects.values_list(
         "number", "label", "organization_id"
     ):
         labels.setdefault(org_id, {})[number] = label
-    return orgs, labels
+    return orgs, labels, walls
 
 
 # ---- one active watcher ------------------------------------------------------------------

@@ -197,10 +197,43 @@ class Wallboard(models.Model):
         limit_choices_to={"type": Extension.Type.QUEUE},
         help_text="Queues shown; none means all of the Organization's queues.",
     )
-    enabled = models.BooleanField(default=True)
+    enabled = models.BooleanField(
+        default=True, help_text="Off: its screens are disconnected and told it was revoked."
+    )
+    show_calls = models.BooleanField(
+        "list calls",
+        default=False,
+        help_text="List the calls of its queues too, callers' numbers masked (+4420••••8750).",
+    )
+    wait_amber = models.PositiveIntegerField(
+        "longest wait amber from (s)", default=30, validators=[MinValueValidator(1)]
+    )
+    wait_red = models.PositiveIntegerField(
+        "longest wait red from (s)", default=60, validators=[MinValueValidator(1)]
+    )
+    service_level_amber = models.PositiveSmallIntegerField(
+        "service level amber under (%)", default=80, validators=[MaxValueValidator(100)]
+    )
+    service_level_red = models.PositiveSmallIntegerField(
+        "service level red under (%)", default=60, validators=[MaxValueValidator(100)]
+    )
+    chime = models.BooleanField(
+        default=False,
+        help_text="Sound a chime when a queue turns red (the TV's browser must allow sound "
+        "without a click, e.g. Chromium's --autoplay-policy=no-user-gesture-required).",
+    )
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if self.wait_red < self.wait_amber:
+            errors["wait_red"] = "Red starts at or after amber."
+        if self.service_level_red > self.service_level_amber:
+            errors["service_level_red"] = "Red is at or below amber."
+        if errors:
+            raise ValidationError(errors)
 
 
 class ClippedFields:

@@ -6,6 +6,7 @@ it, so it is rendered once per change and the same HTML goes to every screen.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +19,10 @@ from calls.uapi.wire import VIEW_STATUS_WORDS, ViewStatus
 
 ROW_TEMPLATE = "calls/live.html#call-row"
 GONE_TEMPLATE = "calls/live.html#call-gone"
+WALL_ROW_TEMPLATE = "calls/wallboard.html#wall-row"
+MASK = "\u2022"  # •
+# The number inside a caller ID of the form "Name <number>".
+_BRACKETED = re.compile(r"<([^<>]*)>")
 STATUS_TEMPLATE = "calls/live.html#live-status"
 
 
@@ -111,6 +116,55 @@ def call_row(call: PhoneCall, directory: Directory) -> CallRow:
             for v in sorted(call.views, key=lambda v: v.id)
         ),
     )
+
+
+def mask_number(number: str) -> str:
+    """``number`` with its middle hidden for a screen in an open room: the first 5 and last 4
+    characters kept and a dot for each one between (``+442071838750`` → ``+4420••••8750``);
+    of a number under 10 characters, a third at each end."""
+    keep_head, keep_tail = (5, 4) if len(number) >= 10 else (len(number) // 3,) * 2
+    hidden = len(number) - keep_head - keep_tail
+    return number[:keep_head] + MASK * hidden + number[len(number) - keep_tail :]
+
+
+def masked_caller(call: PhoneCall) -> str:
+    """The caller's number masked, without the name of a caller ID (a name on a TV in an open
+    room says as much as a number)."""
+    first = call.views[0] if call.views else None
+    if first is None:
+        return ""
+    bracketed = _BRACKETED.search(first.caller_id or "")
+    number = bracketed.group(1) if bracketed else (first.source[0] if first.source else "")
+    return mask_number(number.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class WallRow:
+    id: str
+    queue: str
+    queue_label: str
+    caller: str  # masked
+    agent_label: str
+    state: str
+    published: datetime | None
+    answered: datetime | None
+
+
+def render_wall_row(call: PhoneCall, directory: Directory) -> str:
+    """The call's row for wallboards: the same ``<tr id="call-…">`` with the caller masked and
+    nothing else that names them (no legs, no sources)."""
+    row = call_row(call, directory)
+    wall = WallRow(
+        id=row.id,
+        queue=row.queue,
+        queue_label=row.queue_label,
+        caller=masked_caller(call),
+        agent_label=row.agent_label or row.agent,
+        state=row.state,
+        published=row.published,
+        answered=row.answered,
+    )
+    return render_to_string(WALL_ROW_TEMPLATE, {"row": wall})
 
 
 def render_row(call: PhoneCall, directory: Directory) -> str:

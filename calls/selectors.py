@@ -8,7 +8,7 @@ from typing import Any, Protocol, TypeVar
 
 from calls import store
 from calls.exceptions import NoSuchCall, NotAllowed
-from calls.models import Extension, Supervisor
+from calls.models import Extension, Supervisor, Wallboard
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,4 +117,54 @@ def phones_of(supervisor: Supervisor) -> list[Extension]:
         supervisor.phones.filter(
             type=Extension.Type.PHONE_TERMINAL, organization=supervisor.organization_id
         ).order_by("number")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WallboardQueue:
+    """A queue a wallboard shows: its tile until the watcher's panel of the queue (the same
+    ``dom_id``) replaces it."""
+
+    number: str
+    label: str
+
+    @property
+    def dom_id(self) -> str:
+        return "queue-" + self.number.replace("*", "-")
+
+
+def wallboard_queues(board: Wallboard) -> list[WallboardQueue]:
+    """The queues a wallboard shows, by number: those chosen for it, or, when none are, every
+    queue of its Organization."""
+    chosen = board.queues.order_by("number")
+    if not chosen.exists():
+        chosen = Extension.objects.filter(
+            organization_id=board.organization_id, type=Extension.Type.QUEUE
+        ).order_by("number")
+    return [WallboardQueue(number=q.number, label=q.label) for q in chosen]
+
+
+@dataclass(frozen=True, slots=True)
+class WallboardScreen:
+    """What a wallboard's socket needs to know, read once when it connects."""
+
+    id: int
+    organization_id: int
+    token: str
+    queues: frozenset[str]  # the numbers of the queues it shows
+    show_calls: bool
+
+
+def wallboard_screen(token: str) -> WallboardScreen | None:
+    """The enabled wallboard with this token; None when there is none (never was, rotated,
+    revoked or deleted)."""
+    board = Wallboard.objects.filter(token=token, enabled=True).first()
+    if board is None:
+        return None
+    return WallboardScreen(
+        id=board.pk,
+        organization_id=board.organization_id,
+        token=board.token,
+        queues=frozenset(q.number for q in wallboard_queues(board)),
+        show_calls=board.show_calls,
     )

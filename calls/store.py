@@ -6,7 +6,9 @@ One place knows the keys. The watcher writes through the write side (``publish``
 
 Layout (in the default cache: Redis in production, memory in the embedded default):
 ``live:v1:org:<org>:index`` the Organization's published version and call ids in order,
-``live:v1:org:<org>:row:<call>`` each call's rendered row, ``live:v1:org:<org>:panel:<name>``
+``live:v1:org:<org>:row:<call>`` each call's rendered row, ``live:v1:org:<org>:wall:<call>`` its
+row for wallboards (callers masked; only while a wallboard lists calls),
+``live:v1:org:<org>:panel:<name>``
 each rendered panel (agents, a queue's figures), ``live:v1:call:<call>`` the parts
 of a call the rules need, ``live:v1:status`` the watcher's freshness,
 ``live:v1:watcher-leader`` the lock that keeps one watcher active, and
@@ -40,6 +42,10 @@ def _index_key(org_id: int) -> str:
 
 def _row_key(org_id: int, call_id: str) -> str:
     return f"{_PREFIX}:org:{org_id}:row:{call_id}"
+
+
+def _wall_key(org_id: int, call_id: str) -> str:
+    return f"{_PREFIX}:org:{org_id}:wall:{call_id}"
 
 
 def _panel_key(org_id: int, name: str) -> str:
@@ -132,17 +138,19 @@ async def snapshot(org_id: int) -> tuple[int, list[str]]:
     return found.version, found.rows or []
 
 
-async def read_snapshot(org_id: int, unless_version: int | None = None) -> Snapshot:
+async def read_snapshot(
+    org_id: int, unless_version: int | None = None, *, wall: bool = False
+) -> Snapshot:
     """The snapshot, its panels and the watcher's status, read together: what a new screen
     needs. The rows are None when the snapshot is still at ``unless_version`` (the caller has
-    them)."""
+    them); with ``wall``, they are the wallboard rows (callers masked) instead."""
     # Django's cache has no async Redis client: its a* methods each hop to the one thread that
     # also runs every database query. One hop to any worker thread for the reads keeps a burst
     # of screens connecting from queueing behind the database.
-    return await sync_to_async(_read_snapshot, thread_sensitive=False)(org_id, unless_version)
+    return await sync_to_async(_read_snapshot, thread_sensitive=False)(org_id, unless_version, wall)
 
 
-def _read_snapshot(org_id: int, unless_version: int | None) -> Snapshot:
+def _read_snapshot(org_id: int, unless_version: int | None, wall: bool) -> Snapshot:
     cache = _cache()
     found = cache.get_many([_index_key(org_id), _STATUS_KEY])
     status: LiveStatus = found.get(_STATUS_KEY) or starting()
@@ -151,7 +159,8 @@ def _read_snapshot(org_id: int, unless_version: int | None) -> Snapshot:
         return Snapshot(0, [], [], status)
     version, ids, names = index["version"], index["ids"], index.get("panels", [])
     panel_keys = [_panel_key(org_id, name) for name in names]
-    row_keys = [] if version == unless_version else [_row_key(org_id, i) for i in ids]
+    row_key = _wall_key if wall else _row_key
+    row_keys = [] if version == unless_version else [row_key(org_id, i) for i in ids]
     values = cache.get_many(row_keys + panel_keys)
     panels = [values[key] for key in panel_keys if key in values]
     if version == unless_version:
@@ -204,9 +213,11 @@ async def publish(
     removed: list[str],
     panels: dict[str, str] | None = None,
     panel_names: list[str] | None = None,
+    wall_rows: dict[str, str] | None = None,
 ) -> None:
     """Write one publish of an Organization: its index (with ``panel_names``, every panel it
-    has), the changed rows, calls and ``panels``, and drop the removed calls.
+    has), the changed rows, calls, ``panels`` and ``wall_rows`` (the wallboards' rows), and
+    drop the removed calls.
 
     One hop to a worker thread for the whole write: Django's cache has no async Redis client,
     and each of its a* calls is a hop of its own. Raises whatever the cache raises (Redis
@@ -215,8 +226,10 @@ async def publish(
     entries: dict[str, Any] = {_row_key(org_id, cid): html for cid, html in rows.items()}
     entries.update({_call_key(cid): data for cid, data in calls.items()})
     entries.update({_panel_key(org_id, name): html for name, html in (panels or {}).items()})
+    entries.update({_wall_key(org_id, cid): html for cid, html in (wall_rows or {}).items()})
     entries[_index_key(org_id)] = {"version": version, "ids": ids, "panels": panel_names or []}
-    gone = [_row_key(org_id, cid) for cid in removed] + [_call_key(cid) for cid in removed]
+    gone = [key(org_id, cid) for cid in removed for key in (_row_key, _wall_key)]
+    gone += [_call_key(cid) for cid in removed]
 
     def write() -> None:
         cache = _cache()

@@ -3,7 +3,9 @@ send the snapshot, forward what the watcher broadcasts."""
 
 from __future__ import annotations
 
+import html
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +15,18 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from calls import live, store
-from calls.models import Supervisor, Wallboard
+from calls.models import Supervisor
 from calls.rows import render_status
-from calls.selectors import supervisor_of
+from calls.selectors import WallboardScreen, supervisor_of, wallboard_screen
+from dashboard.version import page_version
 
 SNAPSHOT_TEMPLATE = "calls/live.html#calls-snapshot"
+WALL_SNAPSHOT_TEMPLATE = "calls/wallboard.html#wall-snapshot"
+WALL_VERSION_TEMPLATE = "calls/wallboard.html#wall-version"
+# Close codes a wallboard's page understands (static/wallboard.js): its token no longer
+# works (the page says so and stops), or its settings changed (the page reloads).
+REVOKED = 4001
+CHANGED = 4002
 # A snapshot of thousands of calls is several MB: send it in messages of about this many
 # characters, below the 1 MiB a websocket peer accepts by default.
 SNAPSHOT_CHUNK = 256 * 1024
@@ -91,6 +100,10 @@ class _LiveConsumer(RelayConsumer):
             await self.send_snapshot()
             return
         self.version = event["version"]
+        await self.forward(event)
+
+    async def forward(self, event: dict[str, Any]) -> None:
+        """Send this screen its part of a change."""
         await self.send(text_data=event["html"])
 
     async def calls_status(self, event: dict[str, Any]) -> None:
@@ -116,17 +129,88 @@ class LiveCallsConsumer(_LiveConsumer):
 
 class WallboardConsumer(_LiveConsumer):
     """``/ws/wallboard/<token>/``: the token is the wallboard's credential (a kiosk logs in
-    to nothing), so an unknown or disabled token is refused."""
+    to nothing). The screen gets its queues' panels only, and the calls of those queues with
+    callers masked when the wallboard lists calls; never a supervisor's rows.
 
-    async def organization_for(self) -> int | None:
+    A token that does not work is told so with the close code REVOKED rather than refused at
+    the handshake, so a screen that was away when it was revoked stops trying too.
+    """
+
+    screen: WallboardScreen
+
+    async def connect(self) -> None:
         token = self.scope["url_route"]["kwargs"]["token"]
-        org_id: int | None = await database_sync_to_async(_wallboard_org)(token)
-        return org_id
+        screen = await database_sync_to_async(wallboard_screen)(token)
+        await self.accept()
+        if screen is None:
+            await self.close(code=REVOKED)
+            return
+        self.screen, self.org_id = screen, screen.organization_id
+        self.groups = [
+            live.org_group(self.org_id),
+            live.STATUS_GROUP,
+            live.wallboard_group(screen.id),
+        ]
+        for group in self.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.send_snapshot()
+
+    async def send_snapshot(self) -> None:
+        screen = self.screen
+        key = (self.org_id, screen.queues, screen.show_calls)
+        known = _wall_snapshots.get(key)
+        found = await store.read_snapshot(
+            self.org_id, unless_version=known.version if known else None, wall=True
+        )
+        if found.rows is not None or known is None:
+            known = _Snapshot(found.version, _wall_messages(found.rows or [], found.panels, screen))
+            _wall_snapshots[key] = known
+        self.version = found.version
+        first, *rest = known.messages
+        await self.send(text_data=first + render_status(found.status))
+        for message in rest:
+            await self.send(text_data=message)
+
+    async def forward(self, event: dict[str, Any]) -> None:
+        queues = self.screen.queues
+        parts = []
+        if self.screen.show_calls:
+            # Table rows first: a browser parses a <tr> that follows a <section> as text.
+            parts += [r for r in event.get("wall", {}).values() if _queue_of(r) in queues]
+            parts.append(event.get("gone", ""))
+        parts += [p for p in event.get("panels", {}).values() if _queue_of(p) in queues]
+        text = "".join(parts)
+        if text:
+            await self.send(text_data=text)
+
+    async def wallboard_changed(self, event: dict[str, Any]) -> None:
+        """An admin saved, rotated, revoked or deleted this wallboard."""
+        works = event.get("enabled") and event.get("token") == self.screen.token
+        await self.close(code=CHANGED if works else REVOKED)
 
 
-def _wallboard_org(token: str) -> int | None:
-    board = Wallboard.objects.filter(token=token, enabled=True).only("organization_id").first()
-    return board.organization_id if board else None
+# The data-queue attribute of a fragment's first tag: which queue a panel or row is about.
+_DATA_QUEUE = re.compile(r'\sdata-queue="([^"]*)"')
+
+
+def _queue_of(fragment: str) -> str | None:
+    """The queue a rendered panel or row belongs to (its first tag's ``data-queue``); None
+    for a fragment of no queue (the agents panel)."""
+    found = _DATA_QUEUE.search(fragment, 0, max(fragment.find(">"), 0))
+    return html.unescape(found.group(1)) if found else None
+
+
+def _wall_messages(rows: list[str], panels: list[str], screen: WallboardScreen) -> list[str]:
+    """A wallboard's snapshot: the server's version first (a page served by another version
+    reloads), the panels of its queues, and its queues' masked rows when it lists calls."""
+    head: str = render_to_string(WALL_VERSION_TEMPLATE, {"version": page_version()})
+    head += "".join(p for p in panels if _queue_of(p) in screen.queues)
+    if not screen.show_calls:
+        return [head]
+    first, *rest = _chunks([r for r in rows if _queue_of(r) in screen.queues])
+    # The table body first: a browser parses a <tbody> that follows a <div> as text.
+    head = render_to_string(WALL_SNAPSHOT_TEMPLATE, {"rows": first}) + head
+    return [head, *("".join(c) for c in rest)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +223,8 @@ class _Snapshot:
 # depend on who looks, so a burst of screens connecting (a deploy, a Redis restart) renders
 # it once per process instead of once per screen.
 _snapshots: dict[int, _Snapshot] = {}
+# The same for wallboards, by what their snapshot depends on: Organization, queues, calls.
+_wall_snapshots: dict[tuple[int, frozenset[str], bool], _Snapshot] = {}
 
 
 def _snapshot_messages(rows: list[str], panels: list[str]) -> list[str]:

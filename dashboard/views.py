@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -22,9 +22,16 @@ from calls.connection import uapi_client
 from calls.exceptions import CallboardError
 from calls.figures import export_rows, local_day, supervised_queue
 from calls.models import Wallboard
-from calls.selectors import barge_target, may_barge, phones_of, supervisor_of
+from calls.selectors import (
+    barge_target,
+    may_barge,
+    phones_of,
+    supervisor_of,
+    wallboard_queues,
+)
 from calls.services import barge_in, modes_offered
 from dashboard.forms import BargeForm
+from dashboard.version import page_version
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +54,21 @@ def live_calls(request: HttpRequest) -> HttpResponse:
 @login_not_required
 @require_GET
 def wallboard(request: HttpRequest, token: str) -> HttpResponse:
-    board = get_object_or_404(
-        Wallboard.objects.select_related("organization"), token=token, enabled=True
-    )
+    board = Wallboard.objects.select_related("organization").filter(token=token, enabled=True)
+    found = board.first()
+    if found is None:
+        # A TV that reloads on a revoked address says so rather than show an error page.
+        return render(request, "calls/wallboard.html", {"board": None}, status=404)
     return render(
         request,
-        "calls/live.html",
+        "calls/wallboard.html",
         {
-            "organization": board.organization,
-            "wallboard": board,
-            "can_barge": False,
-            "ws_url": f"/ws/wallboard/{board.token}/",
+            "board": found,
+            "organization": found.organization,
+            "queues": wallboard_queues(found),
+            "ws_url": f"/ws/wallboard/{found.token}/",
             "status": store.current_status(),
+            "version": page_version(),
         },
     )
 

@@ -63,7 +63,10 @@
   document.addEventListener("htmx:wsClose", function (evt) {
     setConnection("closed", "reconnecting…");
     var code = evt.detail.event.code;
-    if (HTMX_RETRIES.indexOf(code) === -1) {
+    // 4000-4999: the server's own word on why (a wallboard revoked or changed); the page
+    // that was told decides (static/wallboard.js).
+    var told = code >= 4000 && code < 5000;
+    if (HTMX_RETRIES.indexOf(code) === -1 && !told) {
       // daphne's 24 h timeout closes with 1000, a server restart may too: come back anyway.
       var wrapper = evt.detail.socketWrapper;
       setTimeout(function () { wrapper.reconnect(); }, backoff(retries++));

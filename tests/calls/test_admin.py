@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
+import segno
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from calls.models import EventRegistration, Extension, Organization, Supervisor
+from calls.models import EventRegistration, Extension, Organization, Supervisor, Wallboard
 
 pytestmark = pytest.mark.django_db
 
@@ -115,3 +118,21 @@ def test_the_admin_shows_which_call_events_each_extension_sends_read_only(
     )
     assert response.status_code == 403
     assert admin_client.get("/admin/calls/eventregistration/add/").status_code == 403
+
+
+def test_a_wallboards_page_shows_its_address_and_a_qr_code_of_it(
+    admin_client: Client, settings: Any
+) -> None:
+    settings.CALLBOARD_PUBLIC_URL = "https://callboard.example"
+    board = Wallboard.objects.get(organization__name="Acme")
+
+    html = admin_client.get(f"/admin/calls/wallboard/{board.pk}/change/").content.decode()
+
+    address = f"https://callboard.example/wallboard/{board.token}/"
+    assert address in html
+    qr = re.search(r'<img src="(data:image/svg\+xml[^"]+)" alt="QR code of ([^"]+)"', html)
+    assert qr
+    assert qr.group(2) == address
+    # The picture is the QR code of the address (segno draws it the same way every time).
+    assert unescape(qr.group(1)) == segno.make(address, error="m").svg_data_uri(scale=4, border=2)
+    assert unquote(qr.group(1).split(",", 1)[1]).startswith("<svg")

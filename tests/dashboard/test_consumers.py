@@ -13,7 +13,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from calls.live import Watcher, org_group
-from calls.models import Extension, Wallboard
+from calls.models import Extension
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from dashboard.asgi import application
@@ -237,21 +237,6 @@ async def test_a_large_snapshot_arrives_in_several_messages_in_order(
     assert all(len(m) < 3000 + 2000 for m in messages[1:])
     assert re.findall(r'<tr id="call-([0-9a-f]+)"', "".join(messages)) == ids
     await ws.disconnect()
-
-
-async def test_a_wallboard_socket_needs_its_token(
-    world: Any, emulator: Emulator, watcher: Watcher
-) -> None:
-    board = await Wallboard.objects.select_related("organization").aget(organization__name="Acme")
-    call = emulator.create_call("0001*100", auto=False)
-    await watcher.refresh_all()
-
-    bad = await socket_for(None, "/ws/wallboard/not-a-token/")
-    assert (await bad.connect())[0] is False
-    good = await socket_for(None, f"/ws/wallboard/{board.token}/")
-    assert (await good.connect())[0] is True
-    assert call.id in "".join(await drain(good))
-    await good.disconnect()
 
 
 async def test_a_new_screen_gets_the_panels_with_the_snapshot_and_then_their_changes(
