@@ -8,7 +8,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser import test_live_calls as live_page
-from tests.browser.test_live_calls import Demo, _http, log_in
+from tests.browser.demo import Demo, _http
+from tests.browser.test_live_calls import log_in
 
 # The live page's fixtures: Chromium, a demo for this module, a fresh page per test.
 browser = live_page.browser

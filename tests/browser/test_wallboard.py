@@ -13,19 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.test_live_calls import (
+from tests.browser.demo import (
     ACME_SALES,
     ACME_SUPPORT,
-    CHROMIUM_ARGS,
     ROOT,
     TRACK_PAGE,
     Demo,
     _http,
+    chromium,
     running_demo,
 )
-from tests.conftest import chromium_path
 
 pytestmark = pytest.mark.browser
 
@@ -55,13 +54,8 @@ COUNT_CHANGES = """
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = chromium_path()
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=executable, args=CHROMIUM_ARGS + MEMORY_ARGS, headless=True
-        )
-        yield chromium
-        chromium.close()
+    with chromium(*MEMORY_ARGS) as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
