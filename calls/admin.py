@@ -100,6 +100,25 @@ class ExtensionInline(_ExtensionInline):
     fields = ("number", "type", "label", "caller_id", "service_level_seconds")
 
 
+class ReadOnlyAdmin:
+    """For what Callboard writes and admins read (the audit, the call history, the event
+    registrations): no adding or changing in the admin, and no deleting unless ``deletable``."""
+
+    deletable = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        allowed: bool = self.deletable and super().has_delete_permission(  # type: ignore[misc]
+            request, obj
+        )
+        return allowed
+
+
 @admin.register(Organization)
 class OrganizationAdmin(_OrganizationAdmin):
     form = OrganizationForm
@@ -134,20 +153,14 @@ class ExtensionAdmin(_ExtensionAdmin):
 
 
 @admin.register(EventRegistration)
-class EventRegistrationAdmin(_EventRegistrationAdmin):
-    """Written by the watcher; here to be read."""
+class EventRegistrationAdmin(ReadOnlyAdmin, _EventRegistrationAdmin):
+    """Written by the watcher; here to be read (and cleared)."""
+
+    deletable = True
 
     list_display = ("extension", "type", "state", "code", "message", "checked_at")
     list_filter = ("state", "type", "extension__organization")
     search_fields = ("extension__number", "code")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(
-        self, request: HttpRequest, obj: EventRegistration | None = None
-    ) -> bool:
-        return False
 
 
 class SupervisorForm(_SupervisorForm):
@@ -277,7 +290,7 @@ class WallboardAdmin(_WallboardAdmin):
 
 
 @admin.register(BargeInAttempt)
-class BargeInAttemptAdmin(_BargeInAttemptAdmin):
+class BargeInAttemptAdmin(ReadOnlyAdmin, _BargeInAttemptAdmin):
     """Read-only: an audit that can be edited is no audit."""
 
     list_display = (
@@ -297,22 +310,9 @@ class BargeInAttemptAdmin(_BargeInAttemptAdmin):
     search_fields = ("username", "phone_call_id", "send_call_to", "uapi_code")
     date_hierarchy = "at"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(
-        self, request: HttpRequest, obj: BargeInAttempt | None = None
-    ) -> bool:
-        return False
-
-    def has_delete_permission(
-        self, request: HttpRequest, obj: BargeInAttempt | None = None
-    ) -> bool:
-        return False
-
 
 @admin.register(QueueCall)
-class QueueCallAdmin(_QueueCallAdmin):
+class QueueCallAdmin(ReadOnlyAdmin, _QueueCallAdmin):
     """Read-only: the history the figures are computed from, as the watcher recorded it."""
 
     list_display = (
@@ -329,12 +329,3 @@ class QueueCallAdmin(_QueueCallAdmin):
     search_fields = ("phone_call_id", "caller", "agent", "queue__number")
     date_hierarchy = "arrived"
     list_select_related = ("queue",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: QueueCall | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: QueueCall | None = None) -> bool:
-        return False
