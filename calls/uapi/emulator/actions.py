@@ -14,6 +14,7 @@ from .base import EmulatorBase
 from .errors import bad_request
 from .model import Call, View, iso, now
 from .tokens import Context
+from .world import Extension
 
 OBJECT_ID_RE = re.compile(r"^[A-Za-z0-9]+$")
 RECORDING_FORMATS = ("wav", "wav49", "gsm", "mp3")
@@ -155,11 +156,17 @@ class PhoneCallActions(EmulatorBase):
             )
         return view
 
-    def _phone_of_org(self, value: Any, organization_id: str) -> str:
+    def _extension_of_org(self, value: Any, organization_id: str) -> Extension | None:
+        """The extension a ``sendCallTo`` names (full or short number) if it is one of the
+        organization's."""
         number = params.number(value)
         full = self.world.resolve_number(number, organization_id) if number else None
         ext = self.world.extensions.get(full) if full else None
-        if ext is None or not ext.is_phone or ext.organization_id != organization_id:
+        return ext if ext is not None and ext.organization_id == organization_id else None
+
+    def _phone_of_org(self, value: Any, organization_id: str) -> str:
+        ext = self._extension_of_org(value, organization_id)
+        if ext is None or not ext.is_phone:
             raise bad_request(
                 ErrorCode.PC_SENDCALLTO_INVALID,
                 "Invalid sendCallTo. It must be the number of a phone terminal extension of "
@@ -345,10 +352,8 @@ class PhoneCallActions(EmulatorBase):
 
     def _to_voicemail(self, call: Call, target: View, value: Any, organization_id: str) -> None:
         if value is not None:
-            number = params.number(value)
-            full = self.world.resolve_number(number, organization_id) if number else None
-            ext = self.world.extensions.get(full) if full else None
-            if ext is None or not ext.voicemail or ext.organization_id != organization_id:
+            ext = self._extension_of_org(value, organization_id)
+            if ext is None or not ext.voicemail:
                 raise bad_request(
                     ErrorCode.PC_SENDCALLTO_INVALID,
                     "Invalid sendCallTo. It must be an extension of the organization with "
