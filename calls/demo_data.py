@@ -49,7 +49,9 @@ def seed(scenario: dict[str, Any] | None = None) -> dict[str, str]:
                 )
     group, _ = Group.objects.get_or_create(name=SUPERVISORS_GROUP)
     group.permissions.add(
-        Permission.objects.get(codename="barge_in", content_type__app_label="calls")
+        *Permission.objects.filter(
+            codename__in=["listen", "whisper", "barge_in"], content_type__app_label="calls"
+        )
     )
 
     admin, _ = User.objects.get_or_create(username="admin", defaults={"email": "admin@example.com"})

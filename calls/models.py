@@ -63,6 +63,16 @@ class Organization(models.Model):
         help_text="Where the Organization's day begins and ends (an IANA name such as "
         "Europe/Bucharest): the queues' figures for today roll over at its midnight.",
     )
+    reason_required = models.BooleanField(
+        "reason required",
+        default=False,
+        help_text="Supervisors must give a reason before they listen, whisper or barge in; "
+        "it is kept with the audit row.",
+    )
+    reasons = models.TextField(
+        blank=True,
+        help_text="The reasons supervisors choose from, one per line. Empty: they type one.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -123,6 +133,14 @@ class Extension(models.Model):
         help_text="Queues: a call answered within this many seconds of arriving counts "
         "towards the service level.",
     )
+    long_wait_seconds = models.PositiveIntegerField(
+        "long wait alert after (s)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(86400)],
+        help_text="Queues: supervisors are alerted when a caller has waited this long. "
+        "Empty: no alert.",
+    )
 
     class Meta:
         ordering = ["number"]
@@ -175,7 +193,12 @@ class Supervisor(models.Model):
 
     class Meta:
         ordering = ["user__username"]
-        permissions = [("barge_in", "Can barge in, whisper and listen on live calls")]
+        # One right per mode; the audit is read with BargeInAttempt's own view permission.
+        permissions = [
+            ("listen", "Can listen to live calls"),
+            ("whisper", "Can whisper to the agent on live calls"),
+            ("barge_in", "Can barge in on live calls"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} ({self.organization})"
@@ -301,6 +324,14 @@ class BargeInAttempt(ClippedFields, models.Model):
         REFUSED = "refused", "Refused by Callboard"
         REJECTED = "rejected", "Rejected by VoipNow"
         UNAVAILABLE = "unavailable", "VoipNow unavailable"
+        UNCERTAIN = "uncertain", "Sent, answer lost: the phone may have rung"
+
+    class Left(models.TextChoices):
+        CANCELLED = "cancelled", "Cancelled while ringing"
+        LEFT = "left", "Left the call"
+        HUNG_UP = "hung_up", "Hung up the phone"
+        CALL_ENDED = "call_ended", "The call ended"
+        NOT_ANSWERED = "not_answered", "Phone not picked up"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(
@@ -326,6 +357,17 @@ class BargeInAttempt(ClippedFields, models.Model):
     latency_ms = models.PositiveIntegerField(
         null=True, help_text="Time VoipNow took to answer the PUT."
     )
+    reason = models.CharField(max_length=500, blank=True, help_text="Why, as the supervisor said.")
+    address = models.GenericIPAddressField(
+        null=True, blank=True, help_text="The address the request came from."
+    )
+    joined_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the supervisor's phone joined the call."
+    )
+    left_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the supervisor's leg ended."
+    )
+    left_how = models.CharField(max_length=12, choices=Left.choices, blank=True)
 
     class Meta:
         ordering = ["-at"]
