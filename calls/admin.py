@@ -18,6 +18,7 @@ from django.template.loader import render_to_string
 
 from .live import DIRECTORY_CHANGED, WATCHER_CHANNEL, wallboard_group
 from .models import (
+    CONTROL_RE,
     BargeInAttempt,
     EventRegistration,
     Extension,
@@ -78,7 +79,7 @@ class ExtensionForm(_ExtensionForm):
 
 
 class OrganizationForm(_OrganizationForm):
-    """Left empty, the time zone is UTC."""
+    """Left empty, the time zone is UTC. Each reason is a line a supervisor can pick."""
 
     class Meta:
         model = Organization
@@ -90,6 +91,18 @@ class OrganizationForm(_OrganizationForm):
 
     def clean_time_zone(self) -> str:
         value: str = self.cleaned_data.get("time_zone") or "UTC"
+        return value
+
+    def clean_reasons(self) -> str:
+        value: str = self.cleaned_data.get("reasons") or ""
+        limit = BargeInAttempt._meta.get_field("reason").max_length or 0
+        for line in value.splitlines():
+            if CONTROL_RE.search(line):
+                raise forms.ValidationError(
+                    "A reason is one line of text, without tabs or control characters."
+                )
+            if len(line.strip()) > limit:
+                raise forms.ValidationError(f"A reason is at most {limit} characters.")
         return value
 
 
@@ -122,9 +135,16 @@ class ReadOnlyAdmin:
 @admin.register(Organization)
 class OrganizationAdmin(_OrganizationAdmin):
     form = OrganizationForm
-    list_display = ("name", "voipnow_id", "extension_prefix", "time_zone")
+    list_display = ("name", "voipnow_id", "extension_prefix", "time_zone", "reason_required")
     search_fields = ("name", "voipnow_id", "extension_prefix")
     inlines = [ExtensionInline]
+    fieldsets = (
+        (None, {"fields": ("name", "voipnow_id", "extension_prefix", "time_zone")}),
+        (
+            "Supervisors' reasons",
+            {"fields": ("reason_required", "reasons")},
+        ),
+    )
 
 
 class EventRegistrationInline(_EventRegistrationInline):

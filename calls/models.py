@@ -27,9 +27,17 @@ CALLER_ID_HELP = (
     "Name <number>: a name in letters and spaces, then the number (digits or *, + in front) "
     "in angle brackets, e.g. John Doe <+3334444>"
 )
+# Control characters (C0, DEL and C1, which hold every line break but two) and the Unicode line
+# and paragraph separators: never part of a one-line value people type (a caller ID, a reason).
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 caller_id_validator = RegexValidator(
     CALLER_ID_RE, f"Enter a caller ID of the form {CALLER_ID_HELP}."
 )
+
+
+# The longest a supervisor's phone may ring before VoipNow gives up (seconds): the bound of a
+# supervisor's default and of what the barge-in dialog accepts.
+MAX_WAIT_FOR_PICKUP = 600
 
 
 def validate_time_zone(value: str) -> None:
@@ -79,6 +87,12 @@ class Organization(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def reason_choices(self) -> list[str]:
+        """The reasons supervisors choose from, in the admin's order; empty: free text."""
+        lines = (line.strip() for line in self.reasons.splitlines())
+        return list(dict.fromkeys(line for line in lines if line))
 
 
 EXTENSION_NUMBER_RE = re.compile(r"^(\d{3,8})\*(\d{3,})$")
@@ -188,7 +202,7 @@ class Supervisor(models.Model):
     default_wait_for_pickup = models.PositiveIntegerField(
         "default wait for pickup (s)",
         default=DEFAULT_WAIT_FOR_PICKUP,
-        validators=[MinValueValidator(1), MaxValueValidator(600)],
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_WAIT_FOR_PICKUP)],
     )
 
     class Meta:

@@ -8,7 +8,7 @@ from typing import Any, Protocol, TypeVar
 
 from calls import store
 from calls.exceptions import NoSuchCall, NotAllowed
-from calls.models import Extension, Supervisor, Wallboard
+from calls.models import BargeInAttempt, Extension, Supervisor, Wallboard
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +77,26 @@ def live_call(call_id: str) -> LiveCall | None:
     return LiveCall.from_cache(data) if data else None
 
 
+# The right each mode needs, in the order the dialog shows the modes: a supervisor holds them
+# one by one, through a group or directly.
+MODE_RIGHTS: dict[str, str] = {
+    BargeInAttempt.Mode.BARGE: "calls.barge_in",
+    BargeInAttempt.Mode.WHISPER: "calls.whisper",
+    BargeInAttempt.Mode.LISTEN: "calls.listen",
+}
+
+
+def modes_held(user: Any) -> list[str]:
+    """The modes whose right the user holds, in the dialog's order."""
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return [mode for mode, right in MODE_RIGHTS.items() if user.has_perm(right)]
+
+
 def may_barge(user: Any, supervisor: Supervisor | None) -> bool:
-    """Whether the user may barge in (whisper, listen) at all."""
-    return supervisor is not None and bool(user.has_perm("calls.barge_in"))
+    """Whether the user may join calls at all: a supervisor holding the right to at least one
+    mode (barge in, whisper or listen)."""
+    return supervisor is not None and bool(modes_held(user))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +110,9 @@ class BargeTarget:
 def barge_target(user: Any, supervisor: Supervisor | None, call_id: str) -> BargeTarget:
     """The live call this user may barge in on, with the user's Supervisor profile.
 
-    Raises NotAllowed without the permission or a Supervisor profile, NoSuchCall when the call
-    is not live or belongs to another Organization (answered alike, so as not to reveal it).
+    Raises NotAllowed without the right to any mode or a Supervisor profile, NoSuchCall when
+    the call is not live or belongs to another Organization (answered alike, so as not to
+    reveal it). Whether the user holds the mode asked for is the service's rule.
     """
     if supervisor is None or not may_barge(user, supervisor):
         raise NotAllowed("You are not allowed to barge in on calls.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from dataclasses import dataclass
@@ -19,8 +20,16 @@ from calls.exceptions import (
     VoipNowRejected,
     VoipNowUnavailable,
 )
-from calls.models import CALLER_ID_HELP, CALLER_ID_RE, BargeInAttempt, Extension
-from calls.selectors import BargeTarget, LiveCall, barge_target, supervisor_of
+from calls.models import (
+    CALLER_ID_HELP,
+    CALLER_ID_RE,
+    CONTROL_RE,
+    MAX_WAIT_FOR_PICKUP,
+    BargeInAttempt,
+    Extension,
+    Organization,
+)
+from calls.selectors import BargeTarget, LiveCall, barge_target, modes_held, supervisor_of
 from calls.uapi.client import UapiClient
 from calls.uapi.errors import UapiRejected, UapiUnavailable, describe_code
 from calls.uapi.types import PhoneCallAction
@@ -48,6 +57,12 @@ _DOING: dict[str, str] = {
     BargeInAttempt.Mode.BARGE: "barging in",
     BargeInAttempt.Mode.WHISPER: "whispering",
     BargeInAttempt.Mode.LISTEN: "listening",
+}
+# What a supervisor without a mode's right may not do.
+_MAY_NOT: dict[str, str] = {
+    BargeInAttempt.Mode.BARGE: "barge in on calls",
+    BargeInAttempt.Mode.WHISPER: "whisper to agents on calls",
+    BargeInAttempt.Mode.LISTEN: "listen to calls",
 }
 # A server answers these when it does not have the action at all.
 _NO_SUCH_ACTION = {ErrorCode.PC_ACTION_INVALID, ErrorCode.REQUEST_NOT_IMPLEMENTED}
@@ -118,30 +133,109 @@ def _guard_key(supervisor_id: int, call_id: str) -> str:
     return f"barge-ringing:{supervisor_id}:{call_id}"
 
 
+# As long as the audit's columns (and the admin's caller IDs) hold.
+_CALLER_ID_MAX = 200
+_REASON_MAX = 500
+_MODE_WORDS = "Choose listen, whisper or barge in."
+_WAIT_WORDS = f"Wait for pickup must be a whole number of seconds from 1 to {MAX_WAIT_FOR_PICKUP}."
+
+
+def _printable(value: str) -> str:
+    """``value`` with its control characters written as ``\\xNN`` (or ``\\u2028``): how typed
+    input is kept in the audit and quoted back (PostgreSQL refuses NUL in text, and a line
+    break in a log or an export would forge a line)."""
+    return CONTROL_RE.sub(lambda found: _escaped(ord(found.group())), value)
+
+
+def _escaped(code: int) -> str:
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _parse_mode(raw: str | None) -> str:
+    """The mode exactly as typed when it is one; nothing else is guessed, least of all an
+    audible barge for a value that is not one."""
+    if raw in MODES:
+        return str(raw)
+    if not raw:
+        raise BadInput(_MODE_WORDS)
+    raise BadInput(f'{_MODE_WORDS} "{_printable(raw)[:24]}" is not one of them.')
+
+
 def _parse_wait(raw: str | int | None) -> int | None:
-    if raw is None or raw == "":
+    """Seconds the phone may ring, 1 to MAX_WAIT_FOR_PICKUP; None (VoipNow's default) when
+    left empty."""
+    text = str(raw).strip() if raw is not None else ""
+    if not text:
         return None
+    # ASCII digits only: int() also takes "+5", "1_0" and digits of other scripts.
+    if not (text.isascii() and text.isdigit()):
+        raise BadInput(_WAIT_WORDS)
     try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise BadInput("Wait for pickup must be a whole number of seconds above 0.") from None
-    if value <= 0:
-        raise BadInput("Wait for pickup must be a whole number of seconds above 0.")
+        value = int(text)
+    except ValueError:  # more digits than int() reads from text
+        raise BadInput(_WAIT_WORDS) from None
+    if not 1 <= value <= MAX_WAIT_FOR_PICKUP:
+        raise BadInput(_WAIT_WORDS)
     return value
 
 
 def _parse_caller_id(raw: str | None) -> str | None:
-    value = (raw or "").strip()
+    """The caller ID without the spaces around it; None when empty (VoipNow then shows the
+    phone's own)."""
+    text = raw or ""
+    if CONTROL_RE.search(text):
+        raise BadInput(
+            f"The caller ID is one line, without line breaks or control characters: "
+            f"{CALLER_ID_HELP}."
+        )
+    value = text.strip()
     if not value:
         return None
+    if len(value) > _CALLER_ID_MAX:
+        raise BadInput(
+            f"The caller ID is at most {_CALLER_ID_MAX} characters (this one has "
+            f"{len(value)}): {CALLER_ID_HELP}."
+        )
     if not CALLER_ID_RE.match(value):
         raise BadInput(f"The caller ID must look like {CALLER_ID_HELP}.")
     return value
 
 
+def _parse_reason(raw: str | None, organization: Organization) -> str:
+    """Why the supervisor joins, one line without the spaces around it; "" when none is given
+    and the Organization does not ask for one. With the Organization's list of reasons, a
+    reason given must be one of them."""
+    text = raw or ""
+    if CONTROL_RE.search(text):
+        raise BadInput("The reason is one line, without line breaks or control characters.")
+    value = text.strip()
+    if len(value) > _REASON_MAX:
+        raise BadInput(f"The reason is at most {_REASON_MAX} characters.")
+    if not value:
+        if organization.reason_required:
+            raise BadInput(
+                f"{organization} asks for a reason before you listen, whisper or barge in."
+            )
+        return ""
+    choices = organization.reason_choices
+    if choices and value not in choices:
+        raise BadInput(f"Choose one of {organization}'s reasons.")
+    return value
+
+
+def _parse_address(raw: str | None) -> str | None:
+    """The client's IP address as the server saw it, or None when it is not one (a Unix
+    socket, a test client)."""
+    try:
+        # Without an IPv6 zone ("%eth0"): the audit's column holds bare addresses.
+        return str(ipaddress.ip_address((raw or "").split("%", 1)[0]))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class _Request:
-    """What the supervisor asked for, as typed."""
+    """What the supervisor asked for, as typed, and the address the request came from."""
 
     call_id: str
     phone_call_view_id: str
@@ -149,27 +243,35 @@ class _Request:
     caller_id: str | None
     wait_for_pickup: str | int | None
     mode: str
+    reason: str | None = None
+    address: str | None = None
 
 
 def _check(user: Any, request: _Request) -> _Checked:
     """Every rule, in order; one audit row whatever the outcome. Raises Refused."""
+    typed = {
+        "phone_call_id": request.call_id,
+        "phone_call_view_id": request.phone_call_view_id or "",
+        "send_call_to": request.send_call_to or "",
+        "caller_id": request.caller_id or "",
+        "wait_for_pickup": "" if request.wait_for_pickup is None else str(request.wait_for_pickup),
+        "reason": request.reason or "",
+    }
     attempt = BargeInAttempt(
         user=user if getattr(user, "is_authenticated", False) else None,
         username=getattr(user, "username", "") or "",
-        mode=request.mode if request.mode in MODES else BargeInAttempt.Mode.BARGE,
-        **BargeInAttempt.clipped(
-            phone_call_id=request.call_id,
-            phone_call_view_id=request.phone_call_view_id or "",
-            send_call_to=request.send_call_to or "",
-            caller_id=request.caller_id or "",
-            wait_for_pickup=str(request.wait_for_pickup or ""),
-        ),
+        # The mode column holds a mode: one that is not is recorded as listen, the quietest,
+        # and the refusal's message quotes what was typed.
+        mode=request.mode if request.mode in MODES else BargeInAttempt.Mode.LISTEN,
+        address=_parse_address(request.address),
+        **BargeInAttempt.clipped(**{name: _printable(value) for name, value in typed.items()}),
     )
     try:
         supervisor = supervisor_of(user)
         if supervisor is not None:
             attempt.organization = supervisor.organization
-        return _apply_rules(attempt, barge_target(user, supervisor, request.call_id), request)
+        target = barge_target(user, supervisor, request.call_id)
+        return _apply_rules(attempt, target, request, user)
     except CallboardError as exc:
         attempt.outcome = BargeInAttempt.Outcome.REFUSED
         attempt.http_status = exc.status
@@ -178,20 +280,24 @@ def _check(user: Any, request: _Request) -> _Checked:
         raise
 
 
-def _apply_rules(attempt: BargeInAttempt, target: BargeTarget, request: _Request) -> _Checked:
+def _apply_rules(
+    attempt: BargeInAttempt, target: BargeTarget, request: _Request, user: Any
+) -> _Checked:
     supervisor, call = target.supervisor, target.call
-    if request.mode not in MODES:
-        raise BadInput("Choose barge in, whisper or listen.")
-    if request.mode not in modes_offered():
+    mode = _parse_mode(request.mode)
+    if mode not in modes_held(user):
+        raise NotAllowed(f"You may not {_MAY_NOT[mode]}: ask an admin for the right.")
+    if mode not in modes_offered():
         raise BadInput(
-            f"{not_supported(request.mode)} (VoipNow {settings.VOIPNOW_VERSION}; "
-            f"{'.'.join(map(str, _SINCE[request.mode]))} or later has it)"
+            f"{not_supported(mode)} (VoipNow {settings.VOIPNOW_VERSION}; "
+            f"{'.'.join(map(str, _SINCE[mode]))} or later has it)"
         )
     view = call.view(request.phone_call_view_id or "")
     if view is None:
         raise BadInput("Pick one of the call's legs: that one is not part of this call.")
     wait = _parse_wait(request.wait_for_pickup)
     caller = _parse_caller_id(request.caller_id)
+    reason = _parse_reason(request.reason, supervisor.organization)
     number = request.send_call_to or ""
     phone = Extension.objects.filter(number=number).first()
     if phone is None or phone.organization_id != supervisor.organization_id:
@@ -218,6 +324,7 @@ def _apply_rules(attempt: BargeInAttempt, target: BargeTarget, request: _Request
     attempt.target_extension = view.extension
     attempt.caller_id = caller or ""
     attempt.wait_for_pickup = str(wait) if wait is not None else ""
+    attempt.reason = reason
     attempt.outcome = BargeInAttempt.Outcome.PENDING
     attempt.save()
     return _Checked(
@@ -226,7 +333,7 @@ def _apply_rules(attempt: BargeInAttempt, target: BargeTarget, request: _Request
         target_extension=view.extension,
         guard_key=key,
         action=PhoneCallAction(
-            action=MODES[request.mode],
+            action=MODES[mode],
             phone_call_view_id=view.id,
             send_call_to=phone.number,
             caller_id=caller,
@@ -305,18 +412,24 @@ async def barge_in(
     caller_id: str | None = None,
     wait_for_pickup: str | int | None = None,
     mode: str = BargeInAttempt.Mode.BARGE,
+    reason: str | None = None,
+    address: str | None = None,
     uapi: UapiClient,
 ) -> BargeInResult:
     """Ring one of the supervisor's phones and join it to a live call of their Organization.
 
-    ``mode`` is ``barge`` (BargeIn), ``whisper`` (Whisper) or ``listen`` (Monitor). Every
-    attempt leaves one BargeInAttempt row. The PUT is sent at most once: it rings a phone.
+    ``mode`` is ``barge`` (BargeIn), ``whisper`` (Whisper) or ``listen`` (Monitor), each
+    needing its own right. ``reason`` is why, kept with the row (the Organization may require
+    one); ``address`` is the client's, as the server saw it. Every attempt leaves one
+    BargeInAttempt row. The PUT is sent at most once: it rings a phone.
 
     Returns BargeInResult when VoipNow accepted it. Raises Refused (BadInput 400, NotAllowed
     403, NoSuchCall 404, AlreadyRinging 409) before anything is sent, VoipNowRejected with the
     UAPI code, VoipNowUnavailable (502, or 504 on a timeout) when VoipNow did not answer.
     """
-    request = _Request(call_id, phone_call_view_id, send_call_to, caller_id, wait_for_pickup, mode)
+    request = _Request(
+        call_id, phone_call_view_id, send_call_to, caller_id, wait_for_pickup, mode, reason, address
+    )
     checked = await sync_to_async(_check)(user, request)
     sent = await _send(checked, mode, uapi)
     await sync_to_async(_finish)(checked.attempt_id, sent)

@@ -25,6 +25,7 @@ from calls.models import Wallboard
 from calls.selectors import (
     barge_target,
     may_barge,
+    modes_held,
     phones_of,
     supervisor_of,
     wallboard_queues,
@@ -78,18 +79,21 @@ async def barge(request: HttpRequest, call_id: str) -> HttpResponse:
     user = await request.auser()
     if request.method == "GET":
         return await sync_to_async(_barge_dialog)(request, user, call_id)
-    form = BargeForm(request.POST)
-    form.is_valid()  # every field is optional text; the service applies (and audits) the rules
-    data = form.cleaned_data
+    # As typed: the service checks every field, refuses what is not valid and audits it.
+    typed = BargeForm(request.POST).typed()
     try:
         result = await barge_in(
             user=user,
             call_id=call_id,
-            phone_call_view_id=data.get("phone_call_view_id", ""),
-            send_call_to=data.get("send_call_to", ""),
-            caller_id=data.get("caller_id") or None,
-            wait_for_pickup=data.get("wait_for_pickup") or None,
-            mode=data.get("mode") or "barge",
+            phone_call_view_id=typed["phone_call_view_id"],
+            send_call_to=typed["send_call_to"],
+            caller_id=typed["caller_id"],
+            wait_for_pickup=typed["wait_for_pickup"],
+            mode=typed["mode"],
+            reason=typed["reason"],
+            # The peer's address (daphne's client); X-Forwarded-For is not trusted: a proxy in
+            # front must pass the client's address to daphne (docs/security.md).
+            address=request.META.get("REMOTE_ADDR"),
             uapi=uapi_client(),
         )
     except CallboardError as exc:
@@ -105,6 +109,8 @@ def _barge_dialog(request: HttpRequest, user: Any, call_id: str) -> HttpResponse
         return _refusal(request, exc)
     call = target.call
     agent = call.agent_view or (call.views[0] if call.views else None)
+    supported, held = modes_offered(), modes_held(user)
+    organization = target.supervisor.organization
     return render(
         request,
         "calls/barge.html#dialog",
@@ -112,7 +118,11 @@ def _barge_dialog(request: HttpRequest, user: Any, call_id: str) -> HttpResponse
             "call": call,
             "supervisor": target.supervisor,
             "phones": phones_of(target.supervisor),
-            "modes": modes_offered(),
+            "modes": [mode for mode in supported if mode in held],
+            "withheld": [mode for mode in supported if mode not in held],
+            "supported": supported,
+            "reason_required": organization.reason_required,
+            "reasons": organization.reason_choices,
             "default_view": agent.id if agent else "",
         },
     )

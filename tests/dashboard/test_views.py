@@ -99,15 +99,12 @@ async def test_barging_in_over_http_answers_the_ringing_phone(
     agent = call.agent_view
     client = await logged_in(alice)
 
-    response = await client.post(
-        f"/calls/{call.id}/barge/", {"phone_call_view_id": agent, "send_call_to": "0001*024"}
-    )
+    fields = {"phone_call_view_id": agent, "send_call_to": "0001*024", "mode": "barge"}
+    response = await client.post(f"/calls/{call.id}/barge/", fields)
 
     assert response.status_code == 200
     assert "0001*024 is ringing: pick up to join." in response.content.decode()
-    again = await client.post(
-        f"/calls/{call.id}/barge/", {"phone_call_view_id": agent, "send_call_to": "0001*024"}
-    )
+    again = await client.post(f"/calls/{call.id}/barge/", fields)
     assert again.status_code == 409
     assert "already ringing" in again.content.decode()
     assert len(emulator.rings) == 1
@@ -118,13 +115,19 @@ async def test_barging_in_over_http_answers_the_ringing_phone(
     [
         ({"phone_call_view_id": "99", "send_call_to": "0001*024"}, 400, "not part of this call"),
         ({"send_call_to": "0001*201"}, 403, "not one of your phones"),
-        ({"send_call_to": "0001*024", "wait_for_pickup": "0"}, 400, "above 0"),
+        ({"send_call_to": "0001*024", "wait_for_pickup": "0"}, 400, "from 1 to 600"),
+        ({"send_call_to": "0001*024", "wait_for_pickup": "10" * 20}, 400, "from 1 to 600"),
         ({"send_call_to": "0001*024", "caller_id": "nobody"}, 400, "Name &lt;number&gt;"),
-        ({"send_call_to": "0001*024", "mode": "shout"}, 400, "barge in, whisper or listen"),
+        # Longer than the caller ID column: refused, not replaced by the phone's own.
+        ({"send_call_to": "0001*024", "caller_id": "A" * 201 + " <1>"}, 400, "at most 200"),
+        ({"send_call_to": "0001*024", "caller_id": "Ann <1>\r\nX"}, 400, "one line"),
+        ({"send_call_to": "0001*024", "mode": "shout"}, 400, "Choose listen, whisper or barge in"),
+        ({"send_call_to": "0001*024", "mode": ""}, 400, "Choose listen, whisper or barge in"),
+        ({"send_call_to": "0001*024", "mode": None}, 400, "Choose listen, whisper or barge in"),
     ],
 )
 async def test_bad_input_gets_a_fragment_that_says_why(
-    fields: dict[str, str],
+    fields: dict[str, str | None],
     status: int,
     words: str,
     alice: User,
@@ -136,8 +139,9 @@ async def test_bad_input_gets_a_fragment_that_says_why(
     agent = call.agent_view
     client = await logged_in(alice)
 
+    posted = {"phone_call_view_id": agent, "mode": "barge", **fields}
     response = await client.post(
-        f"/calls/{call.id}/barge/", {"phone_call_view_id": agent, **fields}
+        f"/calls/{call.id}/barge/", {k: v for k, v in posted.items() if v is not None}
     )
 
     assert response.status_code == status
@@ -156,7 +160,8 @@ async def test_a_voipnow_timeout_answers_504_and_rings_nothing_twice(
     client = await logged_in(alice)
 
     response = await client.post(
-        f"/calls/{call.id}/barge/", {"phone_call_view_id": agent, "send_call_to": "0001*024"}
+        f"/calls/{call.id}/barge/",
+        {"phone_call_view_id": agent, "send_call_to": "0001*024", "mode": "barge"},
     )
 
     assert response.status_code == 504
