@@ -136,3 +136,59 @@ def test_a_wallboards_page_shows_its_address_and_a_qr_code_of_it(
     # The picture is the QR code of the address (segno draws it the same way every time).
     assert unescape(qr.group(1)) == segno.make(address, error="m").svg_data_uri(scale=4, border=2)
     assert unquote(qr.group(1).split(",", 1)[1]).startswith("<svg")
+
+
+def organization_form(org: Organization, **fields: str) -> dict[str, str]:
+    """The organization's change form as the admin posts it, its extensions left as they are."""
+    return {
+        "name": org.name,
+        "voipnow_id": org.voipnow_id,
+        "extension_prefix": org.extension_prefix,
+        "time_zone": org.time_zone,
+        "extensions-TOTAL_FORMS": "0",
+        "extensions-INITIAL_FORMS": "0",
+        **fields,
+    }
+
+
+def test_an_organization_can_require_a_reason_from_a_list(admin_client: Client) -> None:
+    acme = Organization.objects.get(name="Acme")
+    url = f"/admin/calls/organization/{acme.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    assert 'name="reason_required"' in page
+    assert 'name="reasons"' in page
+
+    response = admin_client.post(
+        url, organization_form(acme, reason_required="on", reasons="Coaching\r\nComplaint\r\n")
+    )
+
+    assert response.status_code == 302
+    acme.refresh_from_db()
+    assert acme.reason_required is True
+    assert acme.reason_choices == ["Coaching", "Complaint"]
+    listing = admin_client.get("/admin/calls/organization/").content.decode()
+    assert "reason required" in listing.lower()
+
+
+@pytest.mark.parametrize(
+    ("reasons", "words"),
+    [
+        ("Coaching\tteam", "without tabs or control characters"),
+        ("Coach\x1bing", "without tabs or control characters"),
+        ("Coach\x00ing", "Null characters are not allowed"),
+        ("x" * 501, "at most 500 characters"),
+    ],
+    ids=["tab", "ESC", "NUL", "501"],
+)
+def test_a_reason_a_supervisor_could_not_send_cannot_be_listed(
+    reasons: str, words: str, admin_client: Client
+) -> None:
+    acme = Organization.objects.get(name="Acme")
+    response = admin_client.post(
+        f"/admin/calls/organization/{acme.pk}/change/",
+        organization_form(acme, reason_required="on", reasons=f"Coaching\n{reasons}"),
+    )
+    assert response.status_code == 200
+    assert words in response.content.decode()
+    acme.refresh_from_db()
+    assert (acme.reason_required, acme.reasons) == (False, "")

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import AsyncClient, Client
 
 from calls.connection import use_uapi_client
 from calls.live import Watcher
-from calls.models import BargeInAttempt
+from calls.models import BargeInAttempt, Organization
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
 from tests.conftest import answered_call
@@ -317,3 +318,190 @@ async def test_healthz_shows_the_call_event_registrations_and_the_request_count(
     health = (await AsyncClient().get("/healthz")).json()
     assert health["call_events"] == {"0001*100": {"registered": [0, 1, 2, 3, 4]}}
     assert health["watcher"]["uapi"] == {"requests_last_minute": 1, "limit_per_minute": 100}
+
+
+# ---- rights per mode, the reason, the address -------------------------------------------------
+
+
+@sync_to_async
+def holding_only(user: User, *codenames: str) -> User:
+    """``user`` with exactly these calls rights, given directly; a fresh object."""
+    user.groups.clear()
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="calls", codename__in=codenames)
+    )
+    return User.objects.get(pk=user.pk)
+
+
+def offered_modes(html: str) -> list[tuple[str, bool]]:
+    """The dialog's modes in order, each with whether it is the one checked."""
+    return [
+        (value, "checked" in rest)
+        for value, rest in re.findall(
+            r'<input type="radio" name="mode" value="(\w+)"([^>]*)>', html
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("codenames", "modes"),
+    [
+        (
+            ("listen", "whisper", "barge_in"),
+            [("barge", True), ("whisper", False), ("listen", False)],
+        ),
+        (("listen",), [("listen", True)]),
+        (("whisper", "listen"), [("whisper", True), ("listen", False)]),
+        (("barge_in",), [("barge", True)]),
+    ],
+)
+async def test_the_dialog_offers_only_the_modes_held(
+    codenames: tuple[str, ...],
+    modes: list[tuple[str, bool]],
+    alice: User,
+    emulator: Emulator,
+    watcher: Watcher,
+) -> None:
+    alice = await holding_only(alice, *codenames)
+    call = await answered_call(emulator, watcher)
+    client = await logged_in(alice)
+
+    html = (await client.get(f"/calls/{call.id}/barge/")).content.decode()
+
+    assert offered_modes(html) == modes
+    assert html.count("needs a right an admin gives") == 3 - len(modes)
+
+
+async def test_on_voipnow_3_a_listener_is_offered_nothing_and_told_why(
+    alice: User, emulator: Emulator, watcher: Watcher, settings: Any
+) -> None:
+    settings.VOIPNOW_VERSION = "3.5.0"
+    alice = await holding_only(alice, "listen")
+    call = await answered_call(emulator, watcher)
+    client = await logged_in(alice)
+    html = (await client.get(f"/calls/{call.id}/barge/")).content.decode()
+    assert offered_modes(html) == []
+    assert "Listening needs VoipNow 5.6 or later" in html
+    assert "Barging in needs a right an admin gives" in html
+
+
+async def test_a_mode_not_held_is_refused_over_http_with_403_and_audited(
+    alice: User, emulator: Emulator, watcher: Watcher, use_emulator: UapiClient
+) -> None:
+    alice = await holding_only(alice, "listen")
+    call = await answered_call(emulator, watcher)
+    client = await logged_in(alice)
+
+    response = await client.post(
+        f"/calls/{call.id}/barge/",
+        {"phone_call_view_id": call.agent_view, "send_call_to": "0001*024", "mode": "barge"},
+    )
+
+    assert response.status_code == 403
+    assert "You may not barge in on calls: ask an admin for the right." in response.content.decode()
+    assert emulator.rings == []
+    [row] = await audit_rows()
+    assert (row.outcome, row.http_status, row.mode) == ("refused", 403, "barge")
+
+
+@pytest.mark.parametrize(("codenames", "shown"), [((), False), (("listen",), True)])
+def test_the_live_page_offers_the_dialog_to_a_holder_of_any_mode(
+    codenames: tuple[str, ...], shown: bool, alice: User
+) -> None:
+    alice = async_to_sync(holding_only)(alice, *codenames)
+    client = Client()
+    client.force_login(alice)
+    html = client.get("/").content.decode()
+    assert ("live can-barge" in html) is shown
+
+
+@pytest.mark.parametrize(
+    ("required", "reasons", "field"),
+    [
+        (False, "", '<input name="reason" maxlength="500" autocomplete="off">'),
+        (True, "", '<input name="reason" maxlength="500" autocomplete="off" required>'),
+        (True, "Coaching\nQuality <check>", '<select name="reason" required>'),
+        (False, "Coaching\nQuality <check>", '<select name="reason">'),
+    ],
+)
+async def test_the_dialog_asks_for_a_reason_as_the_organization_wants(
+    required: bool,
+    reasons: str,
+    field: str,
+    alice: User,
+    emulator: Emulator,
+    watcher: Watcher,
+) -> None:
+    await Organization.objects.filter(name="Acme").aupdate(
+        reason_required=required, reasons=reasons
+    )
+    call = await answered_call(emulator, watcher)
+    client = await logged_in(alice)
+
+    html = (await client.get(f"/calls/{call.id}/barge/")).content.decode()
+
+    assert field in html
+    assert ("Reason (optional)" in html) is not required
+    if reasons:
+        options = re.findall(r'<option value="([^"]*)">', html.split('name="reason"')[1])
+        assert options == ["", "Coaching", "Quality &lt;check&gt;"]
+
+
+class AsyncClientFrom(AsyncClient):
+    """Requests from ``address``, put in the ASGI scope's ``client`` as daphne puts the peer's."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self.address = address
+
+    def _base_scope(self, **request: Any) -> dict[str, Any]:
+        scope: dict[str, Any] = super()._base_scope(**request)  # type: ignore[misc]
+        scope["client"] = [self.address, 50000]
+        return scope
+
+
+async def test_the_client_address_is_audited_and_x_forwarded_for_is_not_trusted(
+    alice: User, emulator: Emulator, watcher: Watcher, use_emulator: UapiClient
+) -> None:
+    call = await answered_call(emulator, watcher)
+    client = AsyncClientFrom("203.0.113.9")
+    await sync_to_async(client.force_login)(alice)
+
+    response = await client.post(
+        f"/calls/{call.id}/barge/",
+        {"phone_call_view_id": call.agent_view, "send_call_to": "0001*024", "mode": "listen"},
+        headers={"X-Forwarded-For": "198.51.100.7", "X-Real-IP": "198.51.100.8"},
+    )
+    refused = await client.post(f"/calls/{call.id}/barge/", {"mode": "shout"})
+
+    assert (response.status_code, refused.status_code) == (200, 400)
+    assert [row.address for row in await audit_rows()] == ["203.0.113.9", "203.0.113.9"]
+
+
+async def test_a_reason_and_an_unknown_field_over_http(
+    alice: User, emulator: Emulator, watcher: Watcher, use_emulator: UapiClient
+) -> None:
+    await Organization.objects.filter(name="Acme").aupdate(
+        reason_required=True, reasons="Coaching\nComplaint"
+    )
+    call = await answered_call(emulator, watcher)
+    client = await logged_in(alice)
+    fields = {"phone_call_view_id": call.agent_view, "send_call_to": "0001*024", "mode": "listen"}
+
+    missing = await client.post(f"/calls/{call.id}/barge/", fields)
+    chosen = await client.post(
+        f"/calls/{call.id}/barge/", {**fields, "reason": "Complaint", "volume": "loud"}
+    )
+
+    assert missing.status_code == 400
+    assert "Acme asks for a reason" in missing.content.decode()
+    assert chosen.status_code == 200
+    assert [(r.outcome, r.reason) for r in await audit_rows_in_order()] == [
+        ("refused", ""),
+        ("accepted", "Complaint"),
+    ]
+
+
+@sync_to_async
+def audit_rows_in_order() -> list[BargeInAttempt]:
+    return list(BargeInAttempt.objects.order_by("at", "pk"))
