@@ -164,7 +164,7 @@ def _parse_mode(raw: str | None) -> str:
 def _parse_wait(raw: str | int | None) -> int | None:
     """Seconds the phone may ring, 1 to MAX_WAIT_FOR_PICKUP; None (VoipNow's default) when
     left empty."""
-    text = str(raw).strip() if raw is not None else ""
+    text = str(raw).strip(" ") if raw is not None else ""
     if not text:
         return None
     # ASCII digits only: int() also takes "+5", "1_0" and digits of other scripts.

@@ -136,7 +136,8 @@ async def test_a_caller_id_of_spaces_is_none_and_the_phone_shows_its_own(
 
 
 @pytest.mark.parametrize(
-    "wait", ["601", "100000000000000000000", "9" * 5000, "+5", "1_0", "٣", "1e2", "0x10", "5\n5"]
+    "wait",
+    ["601", "100000000000000000000", "9" * 5000, "+5", "1_0", "٣", "1e2", "0x10", "25\n", "\t25"],
 )
 async def test_a_wait_outside_1_to_600_whole_seconds_is_refused_and_audited(
     wait: str, alice: User, emulator: Emulator, call: AnsweredCall, uapi: UapiClient
