@@ -505,3 +505,15 @@ async def test_a_reason_and_an_unknown_field_over_http(
 @sync_to_async
 def audit_rows_in_order() -> list[BargeInAttempt]:
     return list(BargeInAttempt.objects.order_by("at", "pk"))
+
+
+async def test_without_any_right_the_dialog_does_not_open(
+    alice: User, emulator: Emulator, watcher: Watcher
+) -> None:
+    alice = await holding_only(alice)
+    call = await answered_call(emulator, watcher)
+    client = await logged_in(alice)
+    response = await client.get(f"/calls/{call.id}/barge/")
+    assert response.status_code == 403
+    assert "not allowed to barge in" in response.content.decode()
+    assert 'name="mode"' not in response.content.decode()
