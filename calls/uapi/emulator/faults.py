@@ -175,6 +175,9 @@ class FaultMiddleware:
             return
         kind = fault.kind
         if kind == "latency":
+            # A server has the whole request before it is slow to handle it: a client that
+            # gives up meanwhile does not undo it (a late PUT still rings).
+            receive = await _received(receive)
             await asyncio.sleep(fault.seconds or 0.0)
             await self.app(scope, receive, send)
         elif kind == "status":
@@ -226,6 +229,22 @@ async def _answer(send: Send, status: int, body: bytes, content_type: bytes) -> 
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _received(receive: Receive) -> Receive:
+    """Read the request's body now; the returned ``receive`` hands it over again, then waits
+    as the server's own does."""
+    held: list[Message] = []
+    while True:
+        message = await receive()
+        held.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        return held.pop(0) if held else await receive()
+
+    return replay
 
 
 async def _hang(receive: Receive, seconds: float | None) -> None:
