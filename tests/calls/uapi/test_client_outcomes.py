@@ -214,3 +214,19 @@ def test_a_phone_is_unregistered_only_when_every_registration_says_so(
         {"extension": "0001*024", "status": 0, "registration": registrations}
     )
     assert (presence.registered, presence.unregistered) == (registered, unregistered)
+
+
+async def test_a_2xx_whose_json_is_not_the_documented_answer_is_still_an_acceptance() -> None:
+    # The status arrived whole and the body is JSON: VoipNow said yes, in another shape.
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == TOKEN_PATH:
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+        return httpx.Response(202, json={"result": "queued"})
+
+    transport = httpx.MockTransport(answer)
+    action = PhoneCallAction(Action.BARGE_IN, phone_call_view_id="01", send_call_to="0003*024")
+    async with UapiClient("http://voipnow.test", "app", "secret", transport=transport) as client:
+        updated = await client.update_call(
+            user_id="@owner", extension="0003*210", call_id="b817d2618fe6f1804333", action=action
+        )
+    assert (updated.id, updated.extension) == ("b817d2618fe6f1804333", "0003*210")
