@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -27,22 +25,9 @@ from calls.exceptions import (
 from calls.models import CALLER_ID_HELP, CALLER_ID_RE, BargeInAttempt, Extension
 from calls.selectors import BargeTarget, LiveCall, barge_target, supervisor_of
 from calls.uapi.client import UapiClient
-from calls.uapi.errors import (
-    UapiAnswerLost,
-    UapiError,
-    UapiRejected,
-    UapiUnavailable,
-    describe_code,
-)
+from calls.uapi.errors import UapiAnswerLost, UapiRejected, UapiUnavailable, describe_code
 from calls.uapi.types import PhoneCallAction
-from calls.uapi.wire import (
-    DEFAULT_WAIT_FOR_PICKUP,
-    USER_OWNER,
-    Action,
-    ErrorCode,
-    PresenceStatus,
-    ViewStatus,
-)
+from calls.uapi.wire import DEFAULT_WAIT_FOR_PICKUP, USER_OWNER, Action, ErrorCode, ViewStatus
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +263,7 @@ async def _look(checked: _Checked, uapi: UapiClient) -> bool:
     try:
         # Unpaced like the PUT it precedes: a person is waiting; still counted in the budget.
         found = await uapi.presence(phone, paced=False, deadline=PRESENCE_DEADLINE)
-    except UapiError as exc:
+    except (UapiRejected, UapiUnavailable) as exc:
         log.info("presence of %s not checked: %s", phone, exc.message)
         return False
     # One extension asked for: its entry, or the only one if VoipNow writes the number
@@ -290,9 +275,9 @@ async def _look(checked: _Checked, uapi: UapiClient) -> bool:
         return False
     if presence.unregistered:
         raise PhoneNotReady(f"Your phone {phone} is not registered: is it on?")
-    if presence.status in (PresenceStatus.RINGING, PresenceStatus.BUSY):
+    if presence.on_a_call:
         raise PhoneNotReady(f"Your phone {phone} is already on a call: hang up first.")
-    return presence.registered or presence.status == PresenceStatus.ONLINE
+    return presence.registered or presence.online
 
 
 async def _send(checked: _Checked, mode: str, uapi: UapiClient) -> _Sent:
@@ -385,9 +370,10 @@ def _refused(refusal: Refused) -> _Sent:
 
 async def _attempt(
     user: Any, request: _Request, uapi: UapiClient, gone: asyncio.Event
-) -> BargeInResult:
+) -> tuple[_Checked, _Sent]:
     """Check, look at the phone's Presence, send: the attempt from its checks to its final
-    audit row. ``gone`` is set when the browser has left: the attempt then stops before the
+    audit row; returns what was checked and the acceptance, raises the error the supervisor
+    is told. ``gone`` is set when the browser has left: the attempt then stops before the
     PUT if it has not sent it yet, and otherwise lets it run to its answer."""
     checked = await sync_to_async(_check)(user, request)
     try:
@@ -401,7 +387,7 @@ async def _attempt(
     else:
         sent = await _send(checked, request.mode, uapi)
         if not checked_phone:
-            sent = dataclasses.replace(sent, message=f"{sent.message} {UNCHECKED}")
+            sent = replace(sent, message=f"{sent.message} {UNCHECKED}")
     await sync_to_async(_finish)(checked.attempt_id, sent)
     if sent.nothing_rang:
         # Nothing rang: let the supervisor try again at once. Otherwise the guard stays: if
@@ -409,21 +395,7 @@ async def _attempt(
         await cache.adelete(checked.guard_key)
     if sent.error is not None:
         raise sent.error
-    phone = checked.action.send_call_to or ""
-    log.info(
-        "%s %s call %s from %s accepted in %d ms",
-        user,
-        request.mode,
-        request.call_id,
-        phone,
-        sent.latency_ms or 0,
-    )
-    return BargeInResult(
-        attempt_id=checked.attempt_id,
-        message=sent.message,
-        send_call_to=phone,
-        call_id=checked.call.id,
-    )
+    return checked, sent
 
 
 async def barge_in(
@@ -457,12 +429,22 @@ async def barge_in(
     # mid-request never leaves a pending row or half a decision behind.
     task = asyncio.create_task(_attempt(user, request, uapi, gone))
     try:
-        return await asyncio.shield(task)
+        checked, sent = await asyncio.shield(task)
     except asyncio.CancelledError:
         gone.set()
         while not task.done():
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await asyncio.wait({task})
+            except asyncio.CancelledError:
+                continue  # cancelled again: the row is still not final
         if not task.cancelled():
             task.exception()  # the browser is gone: whatever it was, nobody is told
         raise
+    phone = checked.action.send_call_to or ""
+    log.info("%s %s call %s from %s accepted in %d ms", user, mode, call_id, phone, sent.latency_ms)
+    return BargeInResult(
+        attempt_id=checked.attempt_id,
+        message=sent.message,
+        send_call_to=phone,
+        call_id=checked.call.id,
+    )

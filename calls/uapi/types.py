@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .wire import Action, Disposition
+from .wire import Action, Disposition, PresenceStatus
 
 
 class WireFormatError(ValueError):
@@ -357,6 +357,15 @@ class Presence:
     status: int
     registered: bool
     unregistered: bool = False
+
+    @property
+    def online(self) -> bool:
+        return self.status == PresenceStatus.ONLINE
+
+    @property
+    def on_a_call(self) -> bool:
+        """Ringing or busy."""
+        return self.status in (PresenceStatus.RINGING, PresenceStatus.BUSY)
 
     @classmethod
     def from_json(cls, data: Any) -> Presence:
