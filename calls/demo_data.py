@@ -48,9 +48,11 @@ def seed(scenario: dict[str, Any] | None = None) -> dict[str, str]:
                     },
                 )
     group, _ = Group.objects.get_or_create(name=SUPERVISORS_GROUP)
+    # Every mode, and reading their own organization's audit.
     group.permissions.add(
         *Permission.objects.filter(
-            codename__in=["listen", "whisper", "barge_in"], content_type__app_label="calls"
+            codename__in=["listen", "whisper", "barge_in", "view_bargeinattempt"],
+            content_type__app_label="calls",
         )
     )
 

@@ -41,6 +41,13 @@ class AlreadyRinging(Refused):
     status = 409
 
 
+class PhoneNotReady(Refused):
+    """VoipNow's Presence says the supervisor's phone cannot take the ring now: not
+    registered, or already on a call. 409: the request is right, the phone's state is not."""
+
+    status = 409
+
+
 class VoipNowRejected(CallboardError):
     """VoipNow answered with an error code; ``code`` is the UAPI code."""
 

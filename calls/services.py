@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -17,6 +18,8 @@ from calls.exceptions import (
     BadInput,
     CallboardError,
     NotAllowed,
+    PhoneNotReady,
+    Refused,
     VoipNowRejected,
     VoipNowUnavailable,
 )
@@ -31,7 +34,7 @@ from calls.models import (
 )
 from calls.selectors import BargeTarget, LiveCall, barge_target, modes_held, supervisor_of
 from calls.uapi.client import UapiClient
-from calls.uapi.errors import UapiRejected, UapiUnavailable, describe_code
+from calls.uapi.errors import UapiAnswerLost, UapiRejected, UapiUnavailable, describe_code
 from calls.uapi.types import PhoneCallAction
 from calls.uapi.wire import DEFAULT_WAIT_FOR_PICKUP, USER_OWNER, Action, ErrorCode, ViewStatus
 
@@ -118,15 +121,28 @@ class _Checked:
 
 @dataclass(frozen=True, slots=True)
 class _Sent:
-    """How the PUT ended, as the audit records it; ``error`` is what the supervisor is told
-    when it did not succeed."""
+    """How the attempt ended after its checks, as the audit records it; ``error`` is what the
+    supervisor is told when it did not succeed; ``nothing_rang`` when it is certain that no
+    phone rings for it (refused by VoipNow, or never sent)."""
 
     outcome: str
     status: int
     message: str
-    latency_ms: int
+    latency_ms: int | None = None
     code: str = ""
     error: CallboardError | None = None
+    nothing_rang: bool = False
+
+
+# The Presence check is made while the supervisor waits for the ring: it is given this long,
+# token included, and then the ring goes ahead unchecked. The emulator answers it in ~5 ms.
+PRESENCE_DEADLINE = 2.0
+UNCHECKED = "(Callboard could not check that your phone is on.)"
+MAY_HAVE_RUNG = "VoipNow may have rung your phone: check it before trying again."
+LEFT_BEFORE_SENDING = "The browser left before the request was sent."
+# What the audit records as Callboard's answer to a browser that left before it: nginx's
+# "client closed request", for want of a standard status.
+CLIENT_GONE = 499
 
 
 def _guard_key(supervisor_id: int, call_id: str) -> str:
@@ -342,6 +358,35 @@ def _apply_rules(
     )
 
 
+async def _look(checked: _Checked, uapi: UapiClient) -> bool:
+    """Ask VoipNow's Presence whether the phone about to ring is there and free.
+
+    Returns True when it is, False when Presence could not tell (it failed, answered late or
+    unreadably, or without that phone): the ring goes ahead unchecked. Raises PhoneNotReady
+    (409) when VoipNow says the phone is not registered (or its registration expired), or
+    that it is ringing or busy.
+    """
+    phone = checked.action.send_call_to or ""
+    try:
+        # Unpaced like the PUT it precedes: a person is waiting; still counted in the budget.
+        found = await uapi.presence(phone, paced=False, deadline=PRESENCE_DEADLINE)
+    except (UapiRejected, UapiUnavailable) as exc:
+        log.info("presence of %s not checked: %s", phone, exc.message)
+        return False
+    # One extension asked for: its entry, or the only one if VoipNow writes the number
+    # another way (a short number).
+    presence = next((p for p in found if p.extension == phone), None)
+    if presence is None and len(found) == 1:
+        presence = found[0]
+    if presence is None:
+        return False
+    if presence.unregistered:
+        raise PhoneNotReady(f"Your phone {phone} is not registered: is it on?")
+    if presence.on_a_call:
+        raise PhoneNotReady(f"Your phone {phone} is already on a call: hang up first.")
+    return presence.registered or presence.online
+
+
 async def _send(checked: _Checked, mode: str, uapi: UapiClient) -> _Sent:
     """PUT the action, once; never raises for VoipNow's answer, returns how it ended."""
     started = time.perf_counter()
@@ -370,13 +415,27 @@ async def _send(checked: _Checked, mode: str, uapi: UapiClient) -> _Sent:
             latency_ms=elapsed(),
             code=exc.code,
             error=VoipNowRejected(message, status=status, code=exc.code),
+            nothing_rang=True,
+        )
+    except UapiAnswerLost as exc:
+        # The PUT went out and its answer did not come back whole: VoipNow may be ringing the
+        # phone. Told apart from "could not be reached", and not retried.
+        status = 504 if exc.timed_out else 502
+        return _Sent(
+            outcome=BargeInAttempt.Outcome.UNCERTAIN,
+            status=status,
+            message=f"{MAY_HAVE_RUNG} ({exc.message})",
+            latency_ms=elapsed(),
+            error=VoipNowUnavailable(MAY_HAVE_RUNG, status=status),
         )
     except UapiUnavailable as exc:
         status = 504 if exc.timed_out else 502
+        # Never sent: nothing rang and trying again is safe. Sent and answered with a failure
+        # (5xx): VoipNow said it failed, but that answer does not prove nothing rang.
         message = (
-            "VoipNow did not answer in time; your phone may still ring. Not retried."
-            if exc.timed_out
-            else f"VoipNow could not be reached: {exc.message} Not retried."
+            f"{exc.message} Nothing was sent: try again."
+            if not exc.sent
+            else f"{exc.message} Not retried."
         )
         return _Sent(
             outcome=BargeInAttempt.Outcome.UNAVAILABLE,
@@ -384,6 +443,7 @@ async def _send(checked: _Checked, mode: str, uapi: UapiClient) -> _Sent:
             message=message,
             latency_ms=elapsed(),
             error=VoipNowUnavailable(message, status=status),
+            nothing_rang=not exc.sent,
         )
     phone = checked.action.send_call_to or ""
     return _Sent(
@@ -395,12 +455,54 @@ async def _send(checked: _Checked, mode: str, uapi: UapiClient) -> _Sent:
 
 
 def _finish(attempt_id: int, sent: _Sent) -> None:
+    """Write the attempt's final outcome over its pending row."""
     BargeInAttempt.objects.filter(pk=attempt_id).update(
         outcome=sent.outcome,
         http_status=sent.status,
         latency_ms=sent.latency_ms,
         **BargeInAttempt.clipped(uapi_code=sent.code, message=sent.message),
     )
+
+
+def _refused(refusal: Refused) -> _Sent:
+    """A refusal after the row was written pending (Presence, a browser gone): nothing sent."""
+    return _Sent(
+        outcome=BargeInAttempt.Outcome.REFUSED,
+        status=refusal.status,
+        message=refusal.message,
+        error=refusal,
+        nothing_rang=True,
+    )
+
+
+async def _attempt(
+    user: Any, request: _Request, uapi: UapiClient, gone: asyncio.Event
+) -> tuple[_Checked, _Sent]:
+    """Check, look at the phone's Presence, send: the attempt from its checks to its final
+    audit row; returns what was checked and the acceptance, raises the error the supervisor
+    is told. ``gone`` is set when the browser has left: the attempt then stops before the
+    PUT if it has not sent it yet, and otherwise lets it run to its answer."""
+    checked = await sync_to_async(_check)(user, request)
+    try:
+        if gone.is_set():
+            raise Refused(LEFT_BEFORE_SENDING, status=CLIENT_GONE)
+        checked_phone = await _look(checked, uapi)
+        if gone.is_set():
+            raise Refused(LEFT_BEFORE_SENDING, status=CLIENT_GONE)
+    except Refused as exc:
+        sent = _refused(exc)
+    else:
+        sent = await _send(checked, request.mode, uapi)
+        if not checked_phone:
+            sent = replace(sent, message=f"{sent.message} {UNCHECKED}")
+    await sync_to_async(_finish)(checked.attempt_id, sent)
+    if sent.nothing_rang:
+        # Nothing rang: let the supervisor try again at once. Otherwise the guard stays: if
+        # the PUT did reach VoipNow the phone is ringing.
+        await cache.adelete(checked.guard_key)
+    if sent.error is not None:
+        raise sent.error
+    return checked, sent
 
 
 async def barge_in(
@@ -420,25 +522,37 @@ async def barge_in(
 
     ``mode`` is ``barge`` (BargeIn), ``whisper`` (Whisper) or ``listen`` (Monitor), each
     needing its own right. ``reason`` is why, kept with the row (the Organization may require
-    one); ``address`` is the client's, as the server saw it. Every attempt leaves one
-    BargeInAttempt row. The PUT is sent at most once: it rings a phone.
+    one); ``address`` is the client's, as the server saw it. Before ringing, the phone's
+    Presence is asked for; when Presence cannot tell, the ring goes ahead and the message says
+    the phone was not checked. Every attempt leaves one BargeInAttempt row with a final
+    outcome, even when the caller is cancelled (the browser left): before the PUT the attempt
+    stops there, refused; after, the PUT runs to its answer. The PUT is sent at most once: it
+    rings a phone.
 
     Returns BargeInResult when VoipNow accepted it. Raises Refused (BadInput 400, NotAllowed
-    403, NoSuchCall 404, AlreadyRinging 409) before anything is sent, VoipNowRejected with the
-    UAPI code, VoipNowUnavailable (502, or 504 on a timeout) when VoipNow did not answer.
+    403, NoSuchCall 404, AlreadyRinging 409, PhoneNotReady 409) before anything is sent,
+    VoipNowRejected with the UAPI code, VoipNowUnavailable (502, or 504 on a timeout) when
+    VoipNow could not be reached, failed, or lost its answer (then the phone may ring).
     """
     request = _Request(
         call_id, phone_call_view_id, send_call_to, caller_id, wait_for_pickup, mode, reason, address
     )
-    checked = await sync_to_async(_check)(user, request)
-    sent = await _send(checked, mode, uapi)
-    await sync_to_async(_finish)(checked.attempt_id, sent)
-    if isinstance(sent.error, VoipNowRejected):
-        # Nothing rang: let the supervisor try again at once. After no answer the guard stays:
-        # if the PUT did reach VoipNow the phone is ringing.
-        await cache.adelete(checked.guard_key)
-    if sent.error is not None:
-        raise sent.error
+    gone = asyncio.Event()
+    # A task of its own, shielded from the caller's cancellation, so that a browser leaving
+    # mid-request never leaves a pending row or half a decision behind.
+    task = asyncio.create_task(_attempt(user, request, uapi, gone))
+    try:
+        checked, sent = await asyncio.shield(task)
+    except asyncio.CancelledError:
+        gone.set()
+        while not task.done():
+            try:
+                await asyncio.wait({task})
+            except asyncio.CancelledError:
+                continue  # cancelled again: the row is still not final
+        if not task.cancelled():
+            task.exception()  # the browser is gone: whatever it was, nobody is told
+        raise
     phone = checked.action.send_call_to or ""
     log.info("%s %s call %s from %s accepted in %d ms", user, mode, call_id, phone, sent.latency_ms)
     return BargeInResult(

@@ -10,5 +10,7 @@ urlpatterns = [
     path("calls/<str:call_id>/barge/", views.barge, name="barge"),
     path("wallboard/<str:token>/", views.wallboard, name="wallboard"),
     path("queues/<str:queue>/today.csv", views.queue_today_csv, name="queue_today_csv"),
+    path("audit/", views.audit, name="audit"),
+    path("audit/export.csv", views.audit_export, name="audit_export"),
     path("admin/", admin.site.urls),
 ]

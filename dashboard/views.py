@@ -11,13 +11,16 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_not_required
+from django.core.paginator import Paginator
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from calls import call_events, store
+from calls.audit import attempts_for, audit_reader, audit_rows, csv_rows, suggestions
 from calls.connection import uapi_client
 from calls.exceptions import CallboardError
 from calls.figures import export_rows, local_day, supervised_queue
@@ -31,7 +34,7 @@ from calls.selectors import (
     wallboard_queues,
 )
 from calls.services import barge_in, modes_offered
-from dashboard.forms import BargeForm
+from dashboard.forms import AuditFilterForm, BargeForm
 from dashboard.version import page_version
 
 log = logging.getLogger(__name__)
@@ -189,3 +192,57 @@ async def _csv_lines(rows: Iterator[list[str]]) -> AsyncIterator[str]:
     writer = csv.writer(_Echo())
     while batch := await sync_to_async(lambda: list(islice(rows, EXPORT_BATCH)))():
         yield "".join(writer.writerow(row) for row in batch)
+
+
+# ---- the audit -----------------------------------------------------------------------------
+
+AUDIT_PAGE_SIZE = 50
+
+
+@require_GET
+def audit(request: HttpRequest) -> HttpResponse:
+    """The audit of the reader's Organization (every one for a superuser), filtered, 50 rows
+    a page; 403 without the right, 400 with the form's errors for a filter that makes no
+    sense."""
+    try:
+        reader = audit_reader(request.user)
+    except CallboardError as exc:
+        return render(request, "calls/audit.html", {"refused": exc.message}, status=exc.status)
+    form = AuditFilterForm(request.GET, reader=reader)
+    context: dict[str, Any] = {"form": form, "reader": reader}
+    if not form.is_valid():
+        context["suggestions"] = suggestions(reader)
+        return render(request, "calls/audit.html", context, status=400)
+    filters = form.filters()
+    page = Paginator(attempts_for(reader, filters), AUDIT_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    context |= {
+        "page": page,
+        "rows": audit_rows(page),
+        "suggestions": suggestions(reader, filters.organization),
+    }
+    return render(request, "calls/audit.html", context)
+
+
+@require_GET
+async def audit_export(request: HttpRequest) -> HttpResponseBase:
+    """The rows the same filters select on the audit page, as CSV, streamed, every row."""
+    user = await request.auser()
+    try:
+        reader = await sync_to_async(audit_reader)(user)
+    except CallboardError as exc:
+        return HttpResponse(exc.message, status=exc.status, content_type="text/plain")
+    form = AuditFilterForm(request.GET, reader=reader)
+    if not await sync_to_async(form.is_valid)():
+        return HttpResponse(
+            form.errors.as_text(), status=400, content_type="text/plain; charset=utf-8"
+        )
+    # Built in the database thread: across Organizations it reads their time zones.
+    attempts = await sync_to_async(attempts_for)(reader, form.filters())
+    response = StreamingHttpResponse(
+        _csv_lines(csv_rows(attempts)), content_type="text/csv; charset=utf-8"
+    )
+    day = local_day(reader.time_zone, timezone.now())
+    response["Content-Disposition"] = f'attachment; filename="audit-{day.isoformat()}.csv"'
+    return response

@@ -123,9 +123,11 @@ class ClientCredentials(httpx.Auth):
 
     def _read_token(self, response: httpx.Response) -> _Token:
         if response.status_code >= 500:
+            # Raised before the request it serves is sent: that one never left.
             raise UapiUnavailable(
                 f"VoipNow failed the token request ({response.status_code}).",
                 status=response.status_code,
+                sent=False,
             )
         body = json_or_none(response)
         if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:

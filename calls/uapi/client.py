@@ -21,6 +21,7 @@ from .auth import ClientCredentials
 from .budget import RequestBudget
 from .envelope import Collection, read_collection
 from .errors import (
+    UapiAnswerLost,
     UapiAuthError,
     UapiRejected,
     UapiUnavailable,
@@ -54,6 +55,19 @@ PAGE_SIZE = 1000
 # A listing stops after this many pages (200,000 entries) even if the server says there are
 # more: a server that keeps answering "more" must not keep the watcher in one poll for ever.
 MAX_PAGES = 200
+# Transport failures that happen before any byte of the request is written: no connection
+# (refused, unreachable, DNS, TLS handshake), no free connection, or a URL httpx cannot send.
+# Every other failure (a write or read error, a connection closed under the answer, a read
+# timeout, the overall deadline) may come after VoipNow has the request, so it may have acted.
+# A kept-alive connection the server closed just before the request counts as the latter:
+# nothing says which bytes it saw.
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+)
 
 
 class UapiClient:
@@ -101,7 +115,7 @@ class UapiClient:
 
     # ---- the choke point ---------------------------------------------------------------
 
-    async def _request(  # noqa: C901 - the one choke point: every failure becomes ours here
+    async def _request(
         self,
         method: str,
         path: str,
@@ -109,18 +123,22 @@ class UapiClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         paced: bool = True,
+        deadline: float | None = None,
     ) -> tuple[int, Any]:
         """Send one request; answer ``(status, parsed JSON or None)`` for any 2xx.
 
         ``paced`` requests wait for the request budget, if the client has one; the others
         (the ones a person is waiting for: PhoneCall actions, hang-ups) are only counted.
+        ``deadline`` shortens the client's overall deadline for this request (token included).
 
         Nothing is retried here (the token's own retry aside, see ClientCredentials): a PUT
         that timed out may have rung a phone.
 
         Raises UapiUnavailable (transport failure, timeout, 5xx, unreadable body; for the token
-        request too), UapiAuthError (token refused twice, or the app's credentials refused),
-        UapiRejected (any other 4xx, with its UAPI code).
+        request too) with ``sent`` False when the request never left, UapiAnswerLost (a
+        UapiUnavailable) when it was sent and its answer was cut off, late or not JSON,
+        UapiAuthError (token refused twice, or the app's credentials refused), UapiRejected
+        (any other 4xx, with its UAPI code).
         """
         if self.budget is not None:
             if paced:
@@ -128,23 +146,12 @@ class UapiClient:
             else:
                 self.budget.count()
         request = self._http.build_request(method, path, params=params, json=json)
+        limit = self.deadline if deadline is None else min(deadline, self.deadline)
         try:
-            async with asyncio.timeout(self.deadline):
+            async with asyncio.timeout(limit):
                 response = await self._http.send(request)
-        except (httpx.TimeoutException, TimeoutError) as exc:
-            if self._auth.waiting_for_token(request):
-                raise UapiUnavailable(
-                    "VoipNow did not answer the token request in time.", timed_out=True
-                ) from exc
-            raise UapiUnavailable("VoipNow did not answer in time.", timed_out=True) from exc
-        except httpx.HTTPError as exc:
-            if self._auth.waiting_for_token(request):
-                raise UapiUnavailable(
-                    f"VoipNow could not be reached: {exc.__class__.__name__}."
-                ) from exc
-            raise UapiUnavailable(
-                f"VoipNow could not be reached ({exc.__class__.__name__})."
-            ) from exc
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise self._failure(request, exc) from exc
         status = response.status_code
         # 501 request_not_implemented is a refusal, not an outage: this server does not do
         # that request, and asking again later gets the same answer.
@@ -167,8 +174,29 @@ class UapiClient:
             return status, None
         body = json_or_none(response)
         if body is None:
-            raise UapiUnavailable("VoipNow answered with a body that is not JSON.", status=status)
+            # A 2xx status came back, but not its body: whatever VoipNow said is lost.
+            raise UapiAnswerLost("VoipNow answered with a body that is not JSON.", status=status)
         return status, body
+
+    def _failure(self, request: httpx.Request, exc: Exception) -> UapiUnavailable:
+        """What a transport failure or timeout of ``request`` means: never sent, or sent with
+        its answer lost."""
+        timed_out = isinstance(exc, httpx.TimeoutException | TimeoutError)
+        name = exc.__class__.__name__
+        if self._auth.waiting_for_token(request):
+            # The token request failed: the request itself never left.
+            if timed_out:
+                return UapiUnavailable(
+                    "VoipNow did not answer the token request in time.", timed_out=True, sent=False
+                )
+            return UapiUnavailable(f"VoipNow could not be reached: {name}.", sent=False)
+        if isinstance(exc, _NOT_SENT):
+            return UapiUnavailable(
+                f"VoipNow could not be reached ({name}).", timed_out=timed_out, sent=False
+            )
+        if timed_out:
+            return UapiAnswerLost("VoipNow did not answer in time.", timed_out=True)
+        return UapiAnswerLost(f"VoipNow's answer was lost ({name}).")
 
     # ---- PhoneCalls --------------------------------------------------------------------
 
@@ -301,16 +329,31 @@ class UapiClient:
         count: int,
         start_index: int,
         params: Mapping[str, Any] | None = None,
+        *,
+        paced: bool = True,
+        deadline: float | None = None,
     ) -> Collection:
         _, body = await self._request(
-            "GET", path, params={**(params or {}), "count": count, "startIndex": start_index}
+            "GET",
+            path,
+            params={**(params or {}), "count": count, "startIndex": start_index},
+            paced=paced,
+            deadline=deadline,
         )
         return read_collection(body, what)
 
     async def _all(
-        self, path: str, what: str, page_size: int, params: Mapping[str, Any] | None = None
+        self,
+        path: str,
+        what: str,
+        page_size: int,
+        params: Mapping[str, Any] | None = None,
+        *,
+        paced: bool = True,
+        deadline: float | None = None,
     ) -> list[Any]:
-        """Every entry of a paged collection, each id once.
+        """Every entry of a paged collection, each id once; ``paced`` and ``deadline`` apply
+        to each page's request.
 
         Follows pages while VoipNow says there are more (``next``, or ``totalResults`` above
         what was read) or, when it says neither, while pages come back full. A server that
@@ -321,7 +364,9 @@ class UapiClient:
         seen: set[str] = set()
         start = 0
         for _ in range(MAX_PAGES):
-            page = await self._page(path, what, page_size, start, params)
+            page = await self._page(
+                path, what, page_size, start, params, paced=paced, deadline=deadline
+            )
             fresh = 0
             for entry in page.entries:
                 key = str(entry.get("id")) if isinstance(entry, dict) and "id" in entry else None
@@ -345,8 +390,11 @@ class UapiClient:
     ) -> UpdatedCall:
         """PUT a PhoneCallAction (BargeIn, Whisper, Monitor, ...) on a call.
 
-        Returns the UpdatedCall VoipNow answers. Raises UapiRejected with the UAPI code when
-        VoipNow refuses it, UapiUnavailable when it could not be asked or did not answer.
+        Returns the UpdatedCall VoipNow answers (a 2xx whose JSON is not the documented
+        shape is still an acceptance). Raises UapiRejected with the UAPI code when VoipNow
+        refuses it; UapiUnavailable when it could not be asked (``sent`` False: nothing
+        happened) or failed (5xx); UapiAnswerLost when the PUT went out and its answer was cut
+        off, late or not JSON: the phone may be ringing.
         """
         path = paths.phone_call(user_id, extension, call_id)
         _, body = await self._request("PUT", path, json=action.to_json(), paced=False)
@@ -457,16 +505,29 @@ class UapiClient:
         return tuple(agents.values())
 
     async def presence(
-        self, extension: str = EXTENSION_SELF, *, user_id: str = USER_ME
+        self,
+        extension: str = EXTENSION_SELF,
+        *,
+        user_id: str = USER_ME,
+        paced: bool = True,
+        deadline: float | None = None,
     ) -> tuple[Presence, ...]:
         """The presence of ``extension``, or of every extension of the user with ``@self``:
         whether each is online, ringing or busy, and whether its phone is registered.
+        ``paced`` and ``deadline`` are ``_request``'s: a check a person waits for is unpaced
+        and short.
 
         List Presence answers a collection even for one extension. Unreadable entries are
         logged and skipped. Raises UapiRejected, UapiUnavailable and UapiAuthError as every
         request does.
         """
-        entries = await self._all(paths.presence(user_id, extension), "List Presence", PAGE_SIZE)
+        entries = await self._all(
+            paths.presence(user_id, extension),
+            "List Presence",
+            PAGE_SIZE,
+            paced=paced,
+            deadline=deadline,
+        )
         return _parsed(entries, Presence.from_json, "presence")
 
 

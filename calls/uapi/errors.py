@@ -1,7 +1,8 @@
 """Errors the UAPI client raises.
 
 Two kinds matter to callers: the server could not be reached or failed (``UapiUnavailable``:
-try later, and never blindly for a request that may already have rung a phone), and the
+try later, and never blindly for a request that may already have rung a phone;
+``UapiAnswerLost`` when the request went out and its answer did not come back), and the
 server refused the request (``UapiRejected``: carries VoipNow's error ``code``; retrying the
 same request gets the same answer). Also here: reading VoipNow's error body off an answer.
 """
@@ -25,12 +26,33 @@ class UapiError(Exception):
 
 
 class UapiUnavailable(UapiError):
-    """VoipNow did not answer usefully: connection failure, timeout, 5xx or an unreadable body."""
+    """VoipNow did not answer usefully: connection failure, timeout, 5xx or an unreadable body.
 
-    def __init__(self, message: str, *, status: int | None = None, timed_out: bool = False) -> None:
+    ``sent`` is False only when the request is known not to have left Callboard (no
+    connection, or its token could not be had): then VoipNow cannot have acted on it. True
+    means it reached VoipNow or may have.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        timed_out: bool = False,
+        sent: bool = True,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.timed_out = timed_out
+        self.sent = sent
+
+
+class UapiAnswerLost(UapiUnavailable):
+    """The request was sent and its answer was lost: cut off, not in time, or not JSON.
+
+    VoipNow may have done what was asked (a PUT may have rung a phone) and the client cannot
+    tell; asking again may do it twice.
+    """
 
 
 class UapiRejected(UapiError):

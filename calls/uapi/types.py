@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .wire import Action, Disposition
+from .wire import Action, Disposition, PresenceStatus
 
 
 class WireFormatError(ValueError):
@@ -342,17 +342,30 @@ class QueueAgent:
 # PhoneRegistration.registration values that mean the phone can take calls: 1 registered,
 # 2 no registration necessary (-1 not registered, -2 registration expired, 0 unknown).
 _REGISTERED = frozenset({1, 2})
+_NOT_REGISTERED = frozenset({-1, -2})  # not registered, registration expired
 
 
 @dataclass(frozen=True, slots=True)
 class Presence:
     """An extension's presence: ``status`` 0 unknown, 1 online, 2 ringing, 3 busy
     (``wire.PresenceStatus``); ``registered`` when any of its registrations is registered or
-    needs none (a phone without any registration is not registered)."""
+    needs none (a phone without any registration is not registered); ``unregistered`` when
+    VoipNow says so outright: it lists registrations and each is not registered (-1) or
+    expired (-2). An empty list or an unknown (0) one is neither."""
 
     extension: str
     status: int
     registered: bool
+    unregistered: bool = False
+
+    @property
+    def online(self) -> bool:
+        return self.status == PresenceStatus.ONLINE
+
+    @property
+    def on_a_call(self) -> bool:
+        """Ringing or busy."""
+        return self.status in (PresenceStatus.RINGING, PresenceStatus.BUSY)
 
     @classmethod
     def from_json(cls, data: Any) -> Presence:
@@ -368,4 +381,5 @@ class Presence:
             extension=_required(data, "extension"),
             status=_opt_int(data, "status") or 0,
             registered=any(state in _REGISTERED for state in states),
+            unregistered=bool(states) and states <= _NOT_REGISTERED,
         )

@@ -220,7 +220,10 @@ async def test_when_not_required_a_reason_may_still_be_given_and_is_kept(
 ) -> None:
     other = await answered_call(emulator, watcher)
     await ask(uapi, alice, call, mode="listen")
-    await ask(uapi, alice, other, mode="whisper", reason="Helping a new agent")
+    # From her other phone: the first one rings for the first call.
+    await ask(
+        uapi, alice, other, mode="whisper", reason="Helping a new agent", send_call_to="0001*025"
+    )
     assert len(emulator.rings) == 2
     rows = await attempts()
     assert [(a.outcome, a.reason) for a in rows] == [

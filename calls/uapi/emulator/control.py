@@ -16,6 +16,7 @@ from .api import base_url, json_response, no_content, raw_json
 from .engine import Emulator
 from .errors import ControlError
 from .profiles import VERSIONS, EndedCall
+from .queues import REGISTRATIONS
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +132,17 @@ async def phone(request: Request, emulator: Emulator) -> Response:
     registered = data.get("registered")
     if registered is not None and not isinstance(registered, bool):
         raise ControlError(400, "registered must be true or false")
+    registration = data.get("registration")
+    if registration is not None and (
+        isinstance(registration, bool) or registration not in REGISTRATIONS
+    ):
+        raise ControlError(400, "registration must be 1, -1 or -2 (expired)")
     state = emulator.set_phone(
         request.path_params["extension"],
         pickup_delay=_number(data, "pickupDelay"),
         answers=answers,
         registered=registered,
+        registration=registration,
     )
     return json_response(
         {
@@ -143,6 +150,7 @@ async def phone(request: Request, emulator: Emulator) -> Response:
             "pickupDelay": state.pickup_delay,
             "answers": state.answers,
             "registered": state.registered,
+            "registration": state.registration,
             "busy": emulator.is_busy(request.path_params["extension"]),
         }
     )

@@ -298,7 +298,9 @@ class Emulator(
         is given up after ``give_up_after`` seconds, whichever comes first."""
         assert leg.device is not None
         phone = self.phones[leg.device]
-        if phone.answers:
+        # A phone that is not registered is rung (VoipNow accepted the request) but no device
+        # answers: the ring runs out. A real PBX may end it sooner (CHANUNAVAIL).
+        if phone.answers and phone.registered:
             self._later(phone.pickup_delay, answered, call.id, leg.id)
         self._later(give_up_after, gave_up, call.id, leg.id)
 

@@ -5,8 +5,9 @@ matches a path prefix (``/unifiedapi`` is treated as ``/uapi``) and optionally a
 may be limited to the next N matching requests.
 
 Which faults reach the emulator's logic (so a PUT still rings a phone) and which do not:
-``latency``, ``drop``, ``truncated`` and ``garbled`` run the request and then delay or spoil
-its answer (the hard case for a client: it did happen, but the client cannot tell);
+``latency``, ``drop``, ``truncated``, ``garbled`` and ``corrupted`` run the request and then
+delay or spoil its answer (the hard case for a client: it did happen, but the client cannot
+tell);
 ``status``, ``timeout`` and ``malformed`` answer in place of the emulator, which never sees
 the request.
 """
@@ -31,11 +32,16 @@ if TYPE_CHECKING:
     # Types only: the fault book is part of the engine, which loads without starlette.
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-KINDS = ("latency", "status", "timeout", "drop", "malformed", "truncated", "garbled")
+KINDS = ("latency", "status", "timeout", "drop", "malformed", "truncated", "garbled", "corrupted")
 # timeout without "seconds" waits for the client to go away; this bound only keeps a
 # forgotten request from living forever.
 MAX_HANG_SECONDS = 3600.0
 MALFORMED_BODY = b"<html><head><title>502 Proxy Error</title></head><body>Bad gateway</body>"
+# What a PHP server (VoipNow's UAPI is PHP) prints ahead of its JSON when a notice slips out
+# with display_errors on: the status and the action stand, the body is no longer JSON.
+PHP_NOTICE = (
+    b"<br />\n<b>Notice</b>:  Undefined index: nonce in <b>index.php</b> on line <b>42</b><br />\n"
+)
 
 
 class DroppedConnection(httpx.RemoteProtocolError):
@@ -169,6 +175,9 @@ class FaultMiddleware:
             return
         kind = fault.kind
         if kind == "latency":
+            # A server has the whole request before it is slow to handle it: a client that
+            # gives up meanwhile does not undo it (a late PUT still rings).
+            receive = await _received(receive)
             await asyncio.sleep(fault.seconds or 0.0)
             await self.app(scope, receive, send)
         elif kind == "status":
@@ -183,8 +192,8 @@ class FaultMiddleware:
         else:
             status, headers, body = await _capture(self.app, scope, receive)
             cut = body[: len(body) // 2]
-            if kind == "garbled":
-                body = _garble(body)
+            if kind in ("garbled", "corrupted"):
+                body = _garble(body) if kind == "garbled" else PHP_NOTICE + body
                 headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
                 headers.append((b"content-length", str(len(body)).encode()))
                 await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -220,6 +229,22 @@ async def _answer(send: Send, status: int, body: bytes, content_type: bytes) -> 
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _received(receive: Receive) -> Receive:
+    """Read the request's body now; the returned ``receive`` hands it over again, then waits
+    as the server's own does."""
+    held: list[Message] = []
+    while True:
+        message = await receive()
+        held.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        return held.pop(0) if held else await receive()
+
+    return replay
 
 
 async def _hang(receive: Receive, seconds: float | None) -> None:

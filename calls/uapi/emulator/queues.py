@@ -14,6 +14,11 @@ from .errors import QAG_AGENT_INVALID, ControlError, bad_request
 from .model import Call, View, iso, now
 from .world import Queue
 
+# Presence's registration values a phone terminal can have here (the PhoneRegistration
+# resource): registered, not registered, registration expired.
+REGISTERED, NOT_REGISTERED, EXPIRED = 1, -1, -2
+REGISTRATIONS = (REGISTERED, NOT_REGISTERED, EXPIRED)
+
 
 @dataclass
 class Phone:
@@ -22,7 +27,13 @@ class Phone:
     pickup_delay: float
     answers: bool = True
     idle_since: int = 0  # a tick, lower = idle for longer
-    registered: bool = True  # a phone that is not registered rings nowhere
+    # One of REGISTRATIONS. A phone that is not registered (or whose registration expired)
+    # rings nowhere: it is offered no queue calls and never picks up a ring.
+    registration: int = REGISTERED
+
+    @property
+    def registered(self) -> bool:
+        return self.registration == REGISTERED
 
 
 class QueuesAndAgents(EmulatorBase):
@@ -188,16 +199,24 @@ class QueuesAndAgents(EmulatorBase):
         pickup_delay: float | None = None,
         answers: bool | None = None,
         registered: bool | None = None,
+        registration: int | None = None,
     ) -> Phone:
+        """Change a phone terminal: its pickup delay, whether it answers, whether it is
+        registered (``registered``, or ``registration`` as Presence writes it: 1, -1 or -2
+        for expired). Raises ControlError 404 for an extension that is no phone terminal."""
         state = self.phones.get(phone)
         if state is None:
             raise ControlError(404, f"{phone} is not a phone terminal")
+        if registration is not None and registration not in REGISTRATIONS:
+            raise ControlError(400, "registration must be 1, -1 or -2")
         if pickup_delay is not None:
             state.pickup_delay = float(pickup_delay)
         if answers is not None:
             state.answers = bool(answers)
         if registered is not None:
-            state.registered = bool(registered)
+            state.registration = REGISTERED if registered else NOT_REGISTERED
+        if registration is not None:
+            state.registration = registration
         return state
 
     def presence(self, ext: str) -> dict[str, Any]:
@@ -210,12 +229,22 @@ class QueuesAndAgents(EmulatorBase):
                 "status": int(PresenceStatus.ONLINE),
                 "registration": [{"registration": 2, "status": int(PresenceStatus.ONLINE)}],
             }
-        if not self.phones[ext].registered:
+        registration = self.phones[ext].registration
+        if registration == NOT_REGISTERED:
             # Not registered (-1): no user agent, no expiry, and nothing known of its status.
             return {
                 "extension": ext,
                 "status": int(PresenceStatus.UNKNOWN),
                 "registration": [{"registration": -1, "status": int(PresenceStatus.UNKNOWN)}],
+            }
+        if registration == EXPIRED:
+            # Expired (-2): the phone that was registered is remembered (its user agent); the
+            # expiry is missing, as the resource page says for an expired registration.
+            unknown = int(PresenceStatus.UNKNOWN)
+            return {
+                "extension": ext,
+                "status": unknown,
+                "registration": [{"agent": extension.agent, "registration": -2, "status": unknown}],
             }
         status = PresenceStatus.ONLINE
         for call_id in self._index.get(ext, ()):

@@ -455,6 +455,83 @@ async def test_presence_follows_the_phone(
     assert everything["totalResults"] == len(emulator.world.extensions)
 
 
+async def test_presence_writes_a_phone_not_registered_and_one_whose_registration_expired(
+    http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    url = "/uapi/extensions/@me/0001*024/presence"
+    off = await http.put("/_emulator/phones/0001*024", json={"registered": False})
+    assert off.json()["registration"] == -1
+    [absent] = (await http.get(url, headers=auth)).json()[0]["entry"]
+    expired = await http.put("/_emulator/phones/0001*024", json={"registration": -2})
+    assert (expired.json()["registered"], expired.json()["registration"]) == (False, -2)
+    [stale] = (await http.get(url, headers=auth)).json()[0]["entry"]
+    await http.put("/_emulator/phones/0001*024", json={"registered": True})
+    [back] = (await http.get(url, headers=auth)).json()[0]["entry"]
+
+    assert absent == {
+        "extension": "0001*024",
+        "status": 0,
+        "registration": [{"registration": -1, "status": 0}],
+    }
+    # The phone that was registered is remembered; the expiry is gone.
+    [registration] = stale["registration"]
+    assert (stale["status"], registration["registration"]) == (0, -2)
+    assert registration["agent"]
+    assert "expire" not in registration
+    assert back["registration"][0]["registration"] == 1
+    assert "expire" in back["registration"][0]
+
+
+async def test_the_control_api_refuses_a_registration_presence_does_not_have(
+    http: httpx.AsyncClient,
+) -> None:
+    for bad in (0, 2, True, "expired"):
+        response = await http.put("/_emulator/phones/0001*024", json={"registration": bad})
+        assert response.status_code == 400, bad
+
+
+async def test_a_barging_phone_is_ringing_then_busy_in_presence(
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    call = emulator.create_call("0001*100", auto=False)
+    emulator.answer_call(call.id, "0001*201")
+    emulator.set_phone("0001*024", pickup_delay=0.05)
+    url = "/uapi/extensions/@me/0001*024/presence"
+
+    async def status() -> int:
+        return int((await http.get(url, headers=auth)).json()[0]["entry"][0]["status"])
+
+    assert await status() == 1
+    body = {"action": "BargeIn", "sendCallTo": "0001*024", "phoneCallViewId": "01"}
+    assert (await http.put(f"{CALLS}/{call.id}", json=body, headers=auth)).status_code == 202
+    assert await status() == 2  # ringing
+    await wait_until(lambda: emulator.rings[0]["outcome"] == "answered", what="the pickup")
+    assert await status() == 3  # busy: on the call
+    emulator.hangup_call(call.id)
+    assert await status() == 1
+
+
+async def test_a_phone_that_is_not_registered_is_rung_but_never_picks_up(
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    call = emulator.create_call("0001*100", auto=False)
+    emulator.answer_call(call.id, "0001*201")
+    emulator.set_phone("0001*024", pickup_delay=0.01, registered=False)
+    body = {
+        "action": "BargeIn",
+        "sendCallTo": "0001*024",
+        "phoneCallViewId": "01",
+        "waitForPickup": 0.3,
+    }
+
+    response = await http.put(f"{CALLS}/{call.id}", json=body, headers=auth)
+
+    # VoipNow took the request; no device answers it, so the ring runs out.
+    assert response.status_code == 202
+    await wait_until(lambda: emulator.rings[0]["outcome"] != "ringing", what="the ring to end")
+    assert emulator.rings[0]["outcome"] == "noAnswer"
+
+
 # --------------------------------------------------------------------------- PhoneCallEvents
 
 

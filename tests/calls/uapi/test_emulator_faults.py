@@ -115,3 +115,21 @@ async def test_faults_can_be_listed_and_cleared_and_never_touch_the_control_api(
 async def test_it_refuses_an_unknown_fault_kind(http: httpx.AsyncClient) -> None:
     response = await http.post("/_emulator/faults", json={"path": "/uapi", "kind": "gremlins"})
     assert response.status_code == 400
+
+
+async def test_corrupted_handles_the_put_then_answers_its_status_with_a_body_that_is_not_json(
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    call = emulator.create_call("0001*100", auto=False)
+    emulator.answer_call(call.id, "0001*201")
+    await add_fault(http, path="/uapi/phoneCalls", method="PUT", kind="corrupted", times=1)
+    body = {"action": "BargeIn", "sendCallTo": "0001*024", "phoneCallViewId": "01"}
+
+    response = await http.put(f"{CALLS}/{call.id}", json=body, headers=auth)
+
+    assert response.status_code == 202
+    assert response.content.startswith(b"<br />")
+    with pytest.raises(json.JSONDecodeError):
+        response.json()
+    # The answer is spoilt, not the action: the phone rang.
+    assert [r["sendCallTo"] for r in emulator.rings] == ["0001*024"]
