@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,7 @@ def audited(tmp_path: Path, stdout: str = "", stderr: str = "", code: int = 0) -
     return done.returncode, done.stdout
 
 
-def report(*releases: dict[str, object]) -> str:
+def report(*releases: Mapping[str, object]) -> str:
     return json.dumps({"dependencies": list(releases), "fixes": []})
 
 
