@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 
 # channels ships no type information: its consumer base class types as Any.
 class RelayConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
-    """A websocket consumer whose handlers never touch the database after connecting.
+    """A websocket consumer whose data handlers never touch the database after connecting
+    (only the rare checks of access do, dashboard/access.py).
 
     Channels closes stale database connections before every message it dispatches, with a
     hop to the one thread that runs database work; at thousands of messages a second that hop
