@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -186,3 +186,10 @@ def wallboard_screen(token: str) -> WallboardScreen | None:
         queues=frozenset(q.number for q in wallboard_queues(board)),
         show_calls=board.show_calls,
     )
+
+
+def working_wallboards(ids: Collection[int]) -> dict[int, str]:
+    """The token of each of these wallboards that is still enabled, by id, in one query: a
+    wallboard missing from the answer was revoked or deleted."""
+    boards = Wallboard.objects.filter(pk__in=ids, enabled=True)
+    return dict(boards.values_list("pk", "token"))

@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CALLBOARD_VAR_DIR", BASE_DIR / "var"))
@@ -146,8 +147,7 @@ LOGIN_REDIRECT_URL = "live_calls"
 LOGOUT_REDIRECT_URL = "login"
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = _env_bool("DJANGO_SECURE_COOKIES", False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Secure cookies, HSTS and the HTTPS redirect: "sessions, cookies and access" below.
 X_FRAME_OPTIONS = "DENY"
 
 LANGUAGE_CODE = "en"
@@ -195,6 +195,47 @@ CALLBOARD_RINGING_GUARD_GRACE = _env_float("CALLBOARD_RINGING_GUARD_GRACE", 5.0)
 # Days of queue call history kept for the figures and exports; older records are deleted once
 # a day by the watcher.
 CALLBOARD_HISTORY_DAYS = int(_env_float("CALLBOARD_HISTORY_DAYS", 90))
+
+# ---- sessions, cookies and access --------------------------------------------------------
+# A host header is what Django builds absolute URLs and the websocket Origin check from:
+# "*" accepts any, and a password reset or a redirect could name an attacker's host.
+if not DEBUG and any("*" in host for host in ALLOWED_HOSTS):
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS must name this dashboard's hosts (e.g. callboard.example.com, "
+        "or .example.com for every subdomain): '*' is refused unless DJANGO_DEBUG is on."
+    )
+# A session lasts one working shift from login; then the page goes to the login page (its
+# socket is closed: dashboard/access.py).
+CALLBOARD_SESSION_HOURS = _env_float("CALLBOARD_SESSION_HOURS", 12.0)
+SESSION_COOKIE_AGE = max(60, int(CALLBOARD_SESSION_HOURS * 3600))
+# Every open live socket is read again this often, for changes no signal sees (a right given
+# through a group, an expired session, SQL run by hand). One round costs two queries for all
+# the sockets of a process.
+CALLBOARD_ACCESS_CHECK_SECONDS = _env_float("CALLBOARD_ACCESS_CHECK_SECONDS", 5.0)
+# Served over HTTPS (the public URL says so): cookies only over HTTPS, HSTS for a year
+# including subdomains, and plain-HTTP requests redirected. Behind a proxy that ends TLS,
+# Django must learn the request's scheme from it, or the redirect loops and HSTS is never
+# sent: run daphne with --proxy-headers (it takes X-Forwarded-Proto, X-Forwarded-For), or
+# name the header in DJANGO_SECURE_PROXY_SSL_HEADER; either way only the proxy may reach
+# daphne, and it must set that header itself. Each can be turned off alone.
+_HTTPS = CALLBOARD_PUBLIC_URL.startswith("https://")
+SESSION_COOKIE_SECURE = _env_bool("DJANGO_SECURE_COOKIES", _HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = int(_env_float("DJANGO_HSTS_SECONDS", 365 * 24 * 3600 if _HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_SSL_REDIRECT = _env_bool("DJANGO_SSL_REDIRECT", _HTTPS)
+# Load balancers probe the health check over plain HTTP, straight to daphne.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+_PROXY_SSL_HEADER = os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER", "").strip()
+if _PROXY_SSL_HEADER:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
+SILENCED_SYSTEM_CHECKS = [
+    # HSTS preload: a promise, made by submitting a registrable domain to the browsers'
+    # lists, that it and every subdomain serve only HTTPS for ever. A dashboard on a
+    # subdomain of a company's domain is not in a position to make it; HSTS itself is on.
+    "security.W021",
+]
+# ---- end of sessions, cookies and access -------------------------------------------------
 
 LOGGING = {
     "version": 1,

@@ -60,9 +60,28 @@
     retries = 0;
     setConnection("open", "live");
   });
+  // dashboard/access.py: the session ended (go to the login page), or what this user may
+  // see or do changed (say so; a reload shows the page as it now is). Neither reconnects.
+  var SIGNED_OUT = 4003, ACCESS_CHANGED = 4004;
   document.addEventListener("htmx:wsClose", function (evt) {
-    setConnection("closed", "reconnecting…");
     var code = evt.detail.event.code;
+    if (code === SIGNED_OUT) {
+      setConnection("ended", "Signed out");
+      setTimeout(function () {
+        location.assign("/accounts/login/?next=" + encodeURIComponent(location.pathname));
+      }, 1500);
+      return;
+    }
+    if (code === ACCESS_CHANGED) {
+      setConnection("ended", "Your access changed: ");
+      var el = document.getElementById("connection");
+      var reload = document.createElement("a");
+      reload.href = location.href;
+      reload.textContent = "reload";
+      if (el) { el.appendChild(reload); }
+      return;
+    }
+    setConnection("closed", "reconnecting…");
     // 4000-4999: the server's own word on why (a wallboard revoked or changed); the page
     // that was told decides (static/wallboard.js).
     var told = code >= 4000 && code < 5000;

@@ -77,10 +77,14 @@ class LossyLayer:
         return getattr(self.layer, name)
 
 
-async def test_an_anonymous_socket_is_refused(world: Any) -> None:
+async def test_an_anonymous_socket_is_told_it_is_signed_out_and_gets_nothing(world: Any) -> None:
     comm = await socket_for(None)
     connected, _ = await comm.connect()
-    assert connected is False
+    assert connected
+
+    # Closed before anything is sent, with the code that sends the page to the login page.
+    assert await comm.receive_output(timeout=1) == {"type": "websocket.close", "code": 4003}
+    await comm.disconnect()
 
 
 async def test_a_socket_from_another_origin_is_refused(alice: User) -> None:
@@ -89,11 +93,14 @@ async def test_a_socket_from_another_origin_is_refused(alice: User) -> None:
     assert connected is False
 
 
-async def test_a_user_who_supervises_nothing_is_refused(world: Any) -> None:
+async def test_a_user_who_supervises_nothing_is_closed_before_any_data(world: Any) -> None:
     admin = await User.objects.aget(username="admin")
     comm = await socket_for(admin)
     connected, _ = await comm.connect()
-    assert connected is False
+    assert connected
+
+    assert await comm.receive_output(timeout=1) == {"type": "websocket.close", "code": 4004}
+    await comm.disconnect()
 
 
 async def test_each_supervisor_sees_only_their_organization(

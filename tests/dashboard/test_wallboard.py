@@ -219,18 +219,23 @@ def delete(board: Wallboard) -> None:
     assert response.status_code == 302
 
 
-def save_with_a_new_threshold(board: Wallboard) -> None:
+def save_with_a_new_threshold(board: Wallboard, enabled: bool = True) -> None:
     form = {
         "name": board.name,
         "organization": board.organization_id,
-        "enabled": "on",
         "wait_amber": "10",
         "wait_red": "20",
         "service_level_amber": "80",
         "service_level_red": "60",
     }
+    if enabled:
+        form["enabled"] = "on"
     response = admin_client().post(f"/admin/calls/wallboard/{board.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
+
+
+def untick_enabled(board: Wallboard) -> None:
+    save_with_a_new_threshold(board, enabled=False)
 
 
 @pytest.mark.parametrize(
@@ -239,9 +244,10 @@ def save_with_a_new_threshold(board: Wallboard) -> None:
         (lambda b: run_action(b, "rotate_token"), 4001),
         (lambda b: run_action(b, "revoke"), 4001),
         (delete, 4001),
+        (untick_enabled, 4001),
         (save_with_a_new_threshold, 4002),
     ],
-    ids=["rotated", "revoked", "deleted", "saved"],
+    ids=["rotated", "revoked", "deleted", "disabled", "saved"],
 )
 async def test_an_admins_change_closes_the_screens_within_a_second(
     watcher: Watcher, change: Any, code: int
