@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -208,3 +209,32 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
     },
 }
+
+# ---- who gets in: login throttling (django-axes) -------------------------------------------
+# Failed logins are counted per username (from any address) and per address (for any
+# username). When either count reaches CALLBOARD_LOGIN_FAILURES within
+# CALLBOARD_LOGIN_LOCKOUT_MINUTES, logins for that username, or from that address, are refused,
+# the right password too, until that long has passed since the last failure: a guesser of one
+# password is stopped wherever they come from, a guesser of many usernames from one address
+# too. A successful login clears its own username's failures only (dashboard/logins.py), so
+# an attacker cannot wipe another username's count by logging in as themselves. The price:
+# anyone can lock a username for a while, and people behind one NAT share the address count
+# (`manage.py axes_reset_username NAME` / `axes_reset_ip ADDRESS` unlock at once). Both the
+# site's login and the admin's go through the same backend.
+CALLBOARD_LOGIN_FAILURES = int(_env_float("CALLBOARD_LOGIN_FAILURES", 5))
+CALLBOARD_LOGIN_LOCKOUT_MINUTES = _env_float("CALLBOARD_LOGIN_LOCKOUT_MINUTES", 15)
+INSTALLED_APPS += ["axes"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Last: it turns a lockout met anywhere below it into the lockout page.
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AXES_FAILURE_LIMIT = CALLBOARD_LOGIN_FAILURES
+AXES_COOLOFF_TIME = timedelta(minutes=CALLBOARD_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# dashboard/admin.py shows the attempts and logs to superusers, read-only.
+AXES_ENABLE_ADMIN = False
