@@ -366,6 +366,11 @@ class WallboardAdmin(OrganizationScoped, _WallboardAdmin):
     filter_horizontal = ("queues",)
     readonly_fields = ("address", "qr_code")
     actions = ("rotate_token", "revoke")
+
+    class Media:
+        # The QR code's look, from a stylesheet: the policy refuses style attributes.
+        css = {"all": ("callboard-admin.css",)}
+
     fieldsets = (
         (None, {"fields": ("name", "organization", "queues", "enabled")}),
         (

@@ -11,6 +11,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 
@@ -208,6 +209,34 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
     },
+}
+
+# ---- what pages may load: Content-Security-Policy (django-csp) -----------------------------
+# Scripts, styles and connections from this site only: no inline script, no inline style, no
+# style attribute, no eval, and sockets to this site (ws or wss as CALLBOARD_PUBLIC_URL is http
+# or https; 'self' covers them in current browsers, the explicit origin in older ones). The
+# templates keep to it (htmx's own indicator <style> is turned off in its meta config), and so
+# does Django's admin as Callboard uses it: one policy everywhere, checked in Chromium by
+# tests/browser/test_csp.py. (The admin writes an inline <style> only on a change list of a
+# ModelAdmin with actions_on_top and actions_on_bottom both off; keep one of them on.) First in
+# MIDDLEWARE, so the header is on every response, the ones other middleware answer with too
+# (a lockout, a CSRF refusal).
+_public = urlsplit(CALLBOARD_PUBLIC_URL)
+_sockets = f"{'wss' if _public.scheme == 'https' else 'ws'}://{_public.netloc}"
+INSTALLED_APPS += ["csp"]
+MIDDLEWARE.insert(0, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "connect-src": ["'self'", _sockets],
+        "img-src": ["'self'", "data:"],
+        "frame-ancestors": ["'none'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+    }
 }
 
 # ---- who gets in: login throttling (django-axes) -------------------------------------------
