@@ -8,12 +8,15 @@ UAPI emulator on 127.0.0.1:8001. Production: ``DATABASE_URL`` (PostgreSQL), ``RE
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CALLBOARD_VAR_DIR", BASE_DIR / "var"))
@@ -210,6 +213,26 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
     },
 }
+
+# ---- secrets never in logs -----------------------------------------------------------------
+# The hook's secret and wallboard tokens travel in URL paths: every console log record is
+# redacted (dashboard/redaction.py), and `python -m dashboard.serve` runs daphne with its access
+# log redacted too (the README's production command).
+LOGGING["filters"] = {"redact_secrets": {"()": "dashboard.redaction.RedactSecrets"}}
+cast(dict[str, dict[str, Any]], LOGGING["handlers"])["console"]["filters"] = ["redact_secrets"]
+# The hook's secret is its only credential: long enough that guessing it over HTTP is hopeless.
+# A generated one (var/hook-secret) has 67 characters. Only URL-safe characters are accepted,
+# since VoipNow sends it back in a path.
+HOOK_SECRET_MIN_LENGTH = 32
+if len(CALLBOARD_HOOK_SECRET) < HOOK_SECRET_MIN_LENGTH:
+    raise ImproperlyConfigured(
+        f"CALLBOARD_HOOK_SECRET has {len(CALLBOARD_HOOK_SECRET)} characters; it needs at least "
+        f"{HOOK_SECRET_MIN_LENGTH}: python -c 'import secrets; print(secrets.token_urlsafe())'"
+    )
+if not re.fullmatch(r"[A-Za-z0-9._~-]+", CALLBOARD_HOOK_SECRET):
+    raise ImproperlyConfigured(
+        "CALLBOARD_HOOK_SECRET may hold letters, digits and . _ ~ - only: it is a URL path segment"
+    )
 
 # ---- what pages may load: Content-Security-Policy (django-csp) -----------------------------
 # Scripts, styles and connections from this site only: no inline script, no inline style, no
