@@ -266,7 +266,9 @@ CONTENT_SECURITY_POLICY = {
 # Failed logins are counted per username (from any address) and per address (for any
 # username). When either count reaches CALLBOARD_LOGIN_FAILURES within
 # CALLBOARD_LOGIN_LOCKOUT_MINUTES, logins for that username, or from that address, are refused,
-# the right password too, until that long has passed since the last failure: a guesser of one
+# the right password too, until that long after the failure that locked them (tries while
+# locked are refused without counting: colleagues behind one address who keep trying do not
+# keep it locked). A guesser of one
 # password is stopped wherever they come from, a guesser of many usernames from one address
 # too. A successful login clears its own username's failures only (dashboard/logins.py), so
 # an attacker cannot wipe another username's count by logging in as themselves. The price:
@@ -286,6 +288,7 @@ AXES_FAILURE_LIMIT = CALLBOARD_LOGIN_FAILURES
 AXES_COOLOFF_TIME = timedelta(minutes=CALLBOARD_LOGIN_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = False
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 # dashboard/admin.py shows the attempts and logs to superusers, read-only.
