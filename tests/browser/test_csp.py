@@ -164,5 +164,5 @@ def test_a_violation_would_be_seen(browser: Browser, demo: Demo) -> None:
         page.evaluate(
             "document.body.insertAdjacentHTML('beforeend', '<p style=\"color: red\">x</p>')"
         )
-        page.wait_for_function("window.__violations.length > 0")
+        page.wait_for_function("() => window.__violations.length > 0")
         assert any("style-src" in v for v in w.violations(page))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from dashboard.management.commands.demo import DEMO_DATABASE_MARK
 
@@ -38,6 +39,8 @@ def test_the_demo_refuses_a_database_it_did_not_create(world: object) -> None:
     admin = User.objects.get(username="admin")
     admin.set_password("the production one")
     admin.save()
+    with connection.cursor() as cursor:  # migrated by the tests, not marked by the demo
+        assert cursor.execute("PRAGMA application_id").fetchone()[0] == 0
 
     with pytest.raises(CommandError, match="was not created by the demo"):
         call_command("demo", "--no-emulator")
