@@ -268,13 +268,12 @@ CONTENT_SECURITY_POLICY = {
 # CALLBOARD_LOGIN_LOCKOUT_MINUTES, logins for that username, or from that address, are refused,
 # the right password too, until that long after the failure that locked them (tries while
 # locked are refused without counting: colleagues behind one address who keep trying do not
-# keep it locked). A guesser of one
-# password is stopped wherever they come from, a guesser of many usernames from one address
-# too. A successful login clears its own username's failures only (dashboard/logins.py), so
-# an attacker cannot wipe another username's count by logging in as themselves. The price:
-# anyone can lock a username for a while, and people behind one NAT share the address count
-# (`manage.py axes_reset_username NAME` / `axes_reset_ip ADDRESS` unlock at once). Both the
-# site's login and the admin's go through the same backend.
+# keep it locked). A guesser of one password is stopped wherever they come from, a guesser of
+# many usernames from one address too. A successful login clears its own username's failures
+# only (dashboard/logins.py), so an attacker cannot wipe another username's count by logging
+# in as themselves. The price: anyone can lock a username for a while, and people behind one
+# NAT share the address count (`manage.py axes_reset_username NAME` / `axes_reset_ip ADDRESS`
+# unlock at once). Both the site's login and the admin's go through the same backend.
 CALLBOARD_LOGIN_FAILURES = int(_env_float("CALLBOARD_LOGIN_FAILURES", 5))
 CALLBOARD_LOGIN_LOCKOUT_MINUTES = _env_float("CALLBOARD_LOGIN_LOCKOUT_MINUTES", 15)
 INSTALLED_APPS += ["axes"]
