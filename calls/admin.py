@@ -11,9 +11,13 @@ from channels.layers import get_channel_layer
 from django import forms
 from django.conf import settings
 from django.contrib import admin
-from django.db import transaction
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group, Permission, User
+from django.db import models, transaction
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest
 from django.template.loader import render_to_string
 
 from .live import DIRECTORY_CHANGED, WATCHER_CHANNEL, wallboard_group
@@ -44,6 +48,8 @@ if TYPE_CHECKING:
     _SupervisorAdmin = admin.ModelAdmin[Supervisor]
     _WallboardAdmin = admin.ModelAdmin[Wallboard]
     _BargeInAttemptAdmin = admin.ModelAdmin[BargeInAttempt]
+    _UserAdmin = DjangoUserAdmin[User]
+    _GroupAdmin = admin.ModelAdmin[Group]
 else:
     _ExtensionInline = admin.TabularInline
     _OrganizationForm = forms.ModelForm
@@ -57,6 +63,120 @@ else:
     _SupervisorAdmin = admin.ModelAdmin
     _WallboardAdmin = admin.ModelAdmin
     _BargeInAttemptAdmin = admin.ModelAdmin
+    _UserAdmin = DjangoUserAdmin
+    _GroupAdmin = DjangoGroupAdmin
+
+
+# ---- Who administers what -----------------------------------------------------------------
+#
+# A superuser administers every organization. Any other staff user administers exactly one:
+# the organization their Supervisor row ties them to (an organization admin is a supervisor
+# of that organization with is_staff and the admin permissions they need). A staff user who
+# is neither superuser nor supervisor administers no organization and sees no organization's
+# rows. Within their organization, Django's model permissions still decide what they may
+# view, add, change and delete.
+#
+# Every admin below takes OrganizationScoped, which holds the rule in one place: the lists,
+# the objects reached by URL (another organization's answer 404, as a missing one does), the
+# choices offered in forms (a foreign key or many-to-many lists what the related model's
+# admin lets this user see) and the list filters. docs/security.md ("Who gets in") states
+# the rule and names its tests (tests/calls/test_admin_organizations.py).
+
+
+def administered_organization(request: HttpRequest) -> Organization | None:
+    """The organization a non-superuser administers: the one they supervise, or None."""
+    cached: tuple[Organization | None] | None = getattr(request, "_administered", None)
+    if cached is None:
+        supervisor = (
+            Supervisor.objects.select_related("organization")
+            .filter(user_id=request.user.pk or 0)
+            .first()
+        )
+        cached = (supervisor.organization if supervisor else None,)
+        request._administered = cached  # type: ignore[attr-defined]
+    return cached[0]
+
+
+def sees_everything(request: HttpRequest) -> bool:
+    return bool(request.user.is_active and request.user.is_superuser)
+
+
+class OrganizationScoped:
+    """Limits a ModelAdmin (or inline) to the organization its user administers.
+
+    ``organization_path`` is the lookup from the model to its Organization ("pk" for the
+    Organization itself). Superusers see every row."""
+
+    organization_path = "organization"
+
+    def scope(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if sees_everything(request):
+            return queryset
+        organization = administered_organization(request)
+        if organization is None:
+            return queryset.none()
+        return queryset.filter(**{self.organization_path: organization.pk})
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset: QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
+        return self.scope(request, queryset)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        # Django's admin answers a missing object with a redirect to the index; here a missing
+        # object and another organization's answer alike, 404, so neither tells the other.
+        obj = super().get_object(request, object_id, from_field)  # type: ignore[misc]
+        if obj is None:
+            raise Http404("No such object.")
+        return obj
+
+    def related_choices(
+        self, db_field: models.Field[Any, Any], request: HttpRequest
+    ) -> QuerySet[Any] | None:
+        """What a relation may point at: the rows the related model's admin shows this user.
+        None leaves Django's default (superusers, or a model with no scoped admin)."""
+        if sees_everything(request):
+            return None
+        related = db_field.related_model
+        model_admin = admin.site._registry.get(related)  # type: ignore[arg-type]
+        if isinstance(model_admin, OrganizationScoped):
+            choices: QuerySet[Any] = model_admin.get_queryset(request)
+            return choices
+        return None
+
+    def formfield_for_foreignkey(
+        self, db_field: models.ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        choices = None if "queryset" in kwargs else self.related_choices(db_field, request)
+        if choices is not None:
+            kwargs["queryset"] = choices
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+        if choices is not None and db_field.related_model is Organization and field is not None:
+            # Their one organization, chosen already.
+            field.empty_label = None
+        return field
+
+    def formfield_for_manytomany(
+        self, db_field: models.ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        choices = None if "queryset" in kwargs else self.related_choices(db_field, request)
+        if choices is not None:
+            kwargs["queryset"] = choices
+        return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        # A relation's filter lists every related row (every organization, every queue):
+        # for an organization admin it lists only those their rows point at.
+        filters = super().get_list_filter(request)  # type: ignore[misc]
+        if sees_everything(request):
+            return filters
+        model = self.model  # type: ignore[attr-defined]
+        scoped = []
+        for entry in filters:
+            if isinstance(entry, str) and get_fields_from_path(model, entry)[-1].is_relation:
+                scoped.append((entry, admin.RelatedOnlyFieldListFilter))
+            else:
+                scoped.append(entry)
+        return scoped
 
 
 class ExtensionForm(_ExtensionForm):
@@ -93,7 +213,7 @@ class OrganizationForm(_OrganizationForm):
         return value
 
 
-class ExtensionInline(_ExtensionInline):
+class ExtensionInline(OrganizationScoped, _ExtensionInline):
     model = Extension
     form = ExtensionForm
     extra = 0
@@ -120,16 +240,32 @@ class ReadOnlyAdmin:
 
 
 @admin.register(Organization)
-class OrganizationAdmin(_OrganizationAdmin):
+class OrganizationAdmin(OrganizationScoped, _OrganizationAdmin):
+    """An organization admin edits their own organization's settings; which VoipNow account
+    and extension prefix it is stays the superuser's (changing them would show another
+    account's calls), as do adding and deleting organizations."""
+
+    organization_path = "pk"
     form = OrganizationForm
     list_display = ("name", "voipnow_id", "extension_prefix", "time_zone")
     search_fields = ("name", "voipnow_id", "extension_prefix")
     inlines = [ExtensionInline]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Organization | None = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if sees_everything(request) else (*fields, "voipnow_id", "extension_prefix")
 
-class EventRegistrationInline(_EventRegistrationInline):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return sees_everything(request) and super().has_add_permission(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Organization | None = None) -> bool:
+        return sees_everything(request) and super().has_delete_permission(request, obj)
+
+
+class EventRegistrationInline(OrganizationScoped, _EventRegistrationInline):
     """Which Call Events VoipNow sends for this extension, as the watcher last found them."""
 
+    organization_path = "extension__organization"
     model = EventRegistration
     extra = 0
     fields = ("type", "state", "voipnow_id", "code", "message", "checked_at")
@@ -141,7 +277,7 @@ class EventRegistrationInline(_EventRegistrationInline):
 
 
 @admin.register(Extension)
-class ExtensionAdmin(_ExtensionAdmin):
+class ExtensionAdmin(OrganizationScoped, _ExtensionAdmin):
     form = ExtensionForm
     list_display = ("number", "label", "type", "organization", "caller_id")
     list_filter = ("organization", "type")
@@ -153,9 +289,10 @@ class ExtensionAdmin(_ExtensionAdmin):
 
 
 @admin.register(EventRegistration)
-class EventRegistrationAdmin(ReadOnlyAdmin, _EventRegistrationAdmin):
+class EventRegistrationAdmin(OrganizationScoped, ReadOnlyAdmin, _EventRegistrationAdmin):
     """Written by the watcher; here to be read (and cleared)."""
 
+    organization_path = "extension__organization"
     deletable = True
 
     list_display = ("extension", "type", "state", "code", "message", "checked_at")
@@ -180,7 +317,7 @@ class SupervisorForm(_SupervisorForm):
 
 
 @admin.register(Supervisor)
-class SupervisorAdmin(_SupervisorAdmin):
+class SupervisorAdmin(OrganizationScoped, _SupervisorAdmin):
     form = SupervisorForm
     list_display = ("user", "organization", "phone_numbers", "default_caller_id")
     list_filter = ("organization",)
@@ -223,12 +360,17 @@ def tell_screens(boards: Iterable[Wallboard], *, deleted: bool = False) -> None:
 
 
 @admin.register(Wallboard)
-class WallboardAdmin(_WallboardAdmin):
+class WallboardAdmin(OrganizationScoped, _WallboardAdmin):
     list_display = ("name", "organization", "enabled", "show_calls", "address")
     list_filter = ("organization", "enabled")
     filter_horizontal = ("queues",)
     readonly_fields = ("address", "qr_code")
     actions = ("rotate_token", "revoke")
+
+    class Media:
+        # The QR code's look, from a stylesheet: the policy refuses style attributes.
+        css = {"all": ("callboard-admin.css",)}
+
     fieldsets = (
         (None, {"fields": ("name", "organization", "queues", "enabled")}),
         (
@@ -290,8 +432,9 @@ class WallboardAdmin(_WallboardAdmin):
 
 
 @admin.register(BargeInAttempt)
-class BargeInAttemptAdmin(ReadOnlyAdmin, _BargeInAttemptAdmin):
-    """Read-only: an audit that can be edited is no audit."""
+class BargeInAttemptAdmin(OrganizationScoped, ReadOnlyAdmin, _BargeInAttemptAdmin):
+    """Read-only: an audit that can be edited is no audit. A row refused before its
+    organization was known has none: only superusers see it."""
 
     list_display = (
         "at",
@@ -312,7 +455,7 @@ class BargeInAttemptAdmin(ReadOnlyAdmin, _BargeInAttemptAdmin):
 
 
 @admin.register(QueueCall)
-class QueueCallAdmin(ReadOnlyAdmin, _QueueCallAdmin):
+class QueueCallAdmin(OrganizationScoped, ReadOnlyAdmin, _QueueCallAdmin):
     """Read-only: the history the figures are computed from, as the watcher recorded it."""
 
     list_display = (
@@ -329,3 +472,88 @@ class QueueCallAdmin(ReadOnlyAdmin, _QueueCallAdmin):
     search_fields = ("phone_call_id", "caller", "agent", "queue__number")
     date_hierarchy = "arrived"
     list_select_related = ("queue",)
+
+
+# ---- Accounts ------------------------------------------------------------------------------
+#
+# Users belong to an organization through their Supervisor row. An organization admin (with
+# the auth permissions) manages the accounts of their organization's supervisors: a user they
+# add becomes a supervisor of their organization at once. They never see or change a
+# superuser, another staff user (who may hold more than they do) or an account tied to no or
+# another organization; they cannot make anyone superuser or staff, nor give a group or a
+# permission they do not hold themselves, so no one climbs above the admin who set them up.
+
+
+def own_permissions(request: HttpRequest) -> QuerySet[Permission]:
+    """The permissions the request's user holds, directly or through groups."""
+    held = Q(pk__in=[])
+    for name in request.user.get_all_permissions():
+        app_label, _, codename = name.partition(".")
+        held |= Q(content_type__app_label=app_label, codename=codename)
+    return Permission.objects.filter(held)
+
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(User)
+class UserAdmin(OrganizationScoped, _UserAdmin):
+    organization_path = "supervisor__organization"
+
+    def scope(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        scoped = super().scope(request, queryset)
+        if sees_everything(request):
+            return scoped
+        return scoped.filter(is_superuser=False).filter(Q(is_staff=False) | Q(pk=request.user.pk))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if sees_everything(request):
+            return fields
+        return (*fields, "is_superuser", "is_staff")
+
+    def formfield_for_manytomany(
+        self, db_field: models.ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        if not sees_everything(request):
+            held = own_permissions(request)
+            if db_field.name == "user_permissions":
+                kwargs["queryset"] = held
+            elif db_field.name == "groups":
+                beyond = Permission.objects.exclude(pk__in=held.values("pk"))
+                kwargs["queryset"] = Group.objects.exclude(permissions__in=beyond)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        organization = administered_organization(request)
+        if not change and not sees_everything(request) and organization is not None:
+            Supervisor.objects.create(user=obj, organization=organization)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        allowed = sees_everything(request) or administered_organization(request) is not None
+        return allowed and super().has_add_permission(request)
+
+
+@admin.register(Group)
+class GroupAdmin(OrganizationScoped, _GroupAdmin):
+    """Groups span organizations and carry permissions: superusers' alone."""
+
+    def scope(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset if sees_everything(request) else queryset.none()
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return sees_everything(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
+        return sees_everything(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return sees_everything(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
+        return sees_everything(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Group | None = None) -> bool:
+        return sees_everything(request)
