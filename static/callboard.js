@@ -425,7 +425,8 @@
 
   // A waiting call this screen had not shown, in the queue filtered on (all when none). Calls
   // that arrived before the page's first snapshot are not news, even when a large snapshot
-  // comes in several messages.
+  // comes in several messages; VoipNow gives arrival times in whole seconds, so "before"
+  // means a second before.
   function announceNew() {
     var list = rows();
     if (seen === null) {
@@ -435,7 +436,7 @@
     var fresh = seen === null ? [] : list.filter(function (row) {
       var arrived = Date.parse(row.dataset.arrived || "");
       return !seen[row.id] && row.classList.contains("state-waiting") && inQueue(row) &&
-        !(arrived <= firstAsOf);
+        !(arrived < firstAsOf - 1000);
     });
     seen = {};
     list.forEach(function (row) { seen[row.id] = true; });
