@@ -180,7 +180,8 @@ class OrganizationScoped:
 
 
 class ExtensionForm(_ExtensionForm):
-    """Left empty, the service level threshold is the default (it matters for queues only)."""
+    """Left empty, the service level threshold is the default (it matters for queues only);
+    a long-wait alert is for queues only."""
 
     class Meta:
         model = Extension
@@ -195,6 +196,13 @@ class ExtensionForm(_ExtensionForm):
         value = self.cleaned_data.get("service_level_seconds")
         default: int = Extension._meta.get_field("service_level_seconds").get_default()
         return default if value is None else int(value)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind = data.get("type") or (self.instance.type if self.instance.pk else None)
+        if data.get("long_wait_seconds") is not None and kind != Extension.Type.QUEUE:
+            self.add_error("long_wait_seconds", "Only a queue's callers wait: leave it empty.")
+        return data
 
 
 class OrganizationForm(_OrganizationForm):
@@ -217,7 +225,7 @@ class ExtensionInline(OrganizationScoped, _ExtensionInline):
     model = Extension
     form = ExtensionForm
     extra = 0
-    fields = ("number", "type", "label", "caller_id", "service_level_seconds")
+    fields = ("number", "type", "label", "caller_id", "service_level_seconds", "long_wait_seconds")
 
 
 class ReadOnlyAdmin:
@@ -255,6 +263,10 @@ class OrganizationAdmin(OrganizationScoped, _OrganizationAdmin):
         fields = tuple(super().get_readonly_fields(request, obj))
         return fields if sees_everything(request) else (*fields, "voipnow_id", "extension_prefix")
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        tell_watcher()
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return sees_everything(request) and super().has_add_permission(request)
 
@@ -282,10 +294,30 @@ class ExtensionAdmin(OrganizationScoped, _ExtensionAdmin):
     list_display = ("number", "label", "type", "organization", "caller_id")
     list_filter = ("organization", "type")
     search_fields = ("number", "label")
+    fieldsets = (
+        (None, {"fields": ("organization", "number", "type", "label", "caller_id")}),
+        (
+            "Queue",
+            {
+                "fields": ("service_level_seconds", "long_wait_seconds"),
+                "description": "For queues only.",
+            },
+        ),
+    )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Extension | None = None) -> Any:
+        # A saved extension that is not a queue has no queue settings to show.
+        if obj is not None and obj.type != Extension.Type.QUEUE:
+            return self.fieldsets[:1]
+        return self.fieldsets
 
     def get_inlines(self, request: HttpRequest, obj: Extension | None) -> list[type[Any]]:
         # A new extension has no registrations yet; the watcher makes them.
         return [EventRegistrationInline] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Extension, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        tell_watcher()  # labels and thresholds reach the rows at once
 
 
 @admin.register(EventRegistration)
@@ -327,6 +359,20 @@ class SupervisorAdmin(OrganizationScoped, _SupervisorAdmin):
     @admin.display(description="phones")
     def phone_numbers(self, obj: Supervisor) -> str:
         return ", ".join(p.number for p in obj.phones.all())
+
+
+def tell_watcher() -> None:
+    """Once the transaction commits, tell the watcher to read its directory again (labels, a
+    queue's long-wait threshold), so screens show the change without waiting for the next
+    periodic read. Never raises: the watcher reads it within DIRECTORY_EVERY anyway."""
+
+    def send() -> None:
+        try:
+            async_to_sync(get_channel_layer().send)(WATCHER_CHANNEL, dict(DIRECTORY_CHANGED))
+        except Exception:  # the layer is down or full: the admin's save stands
+            log.warning("could not tell the watcher of a change", exc_info=True)
+
+    transaction.on_commit(send)
 
 
 def wallboard_address(board: Wallboard) -> str:
