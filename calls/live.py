@@ -222,9 +222,15 @@ class Watcher:
     # -- directory of organizations and extension labels --
 
     async def load_directory(self) -> None:
-        orgs, labels, walls = await sync_to_async(_read_directory)()
+        orgs, directories, walls = await sync_to_async(_read_directory)()
         self._org_by_voipnow = orgs
-        self._directories = {org_id: Directory(labels=names) for org_id, names in labels.items()}
+        for org_id, directory in directories.items():
+            before = self._directories.get(org_id)
+            if before is not None and before != directory and org_id in self._orgs:
+                # A label or a queue's long-wait threshold changed: every row of the
+                # Organization renders again; screens get only the rows that differ.
+                self._orgs[org_id].dirty = True
+        self._directories = directories
         self._directory_loaded = time.monotonic()
         for org_id in orgs.values():
             if org_id not in self._orgs:
@@ -655,19 +661,22 @@ async def _first(*events: asyncio.Event) -> None:
             w.cancel()
 
 
-def _read_directory() -> tuple[dict[str, int], dict[int, dict[str, str]], set[int]]:
+def _read_directory() -> tuple[dict[str, int], dict[int, Directory], set[int]]:
     orgs = {o.voipnow_id: o.pk for o in Organization.objects.all()}
     walls = set(
         Wallboard.objects.filter(enabled=True, show_calls=True).values_list(
             "organization_id", flat=True
         )
     )
-    labels: dict[int, dict[str, str]] = {pk: {} for pk in orgs.values()}
-    for number, label, org_id in Extension.objects.values_list(
-        "number", "label", "organization_id"
+    directories = {pk: Directory(labels={}) for pk in orgs.values()}
+    for number, label, org_id, type_, long_wait in Extension.objects.values_list(
+        "number", "label", "organization_id", "type", "long_wait_seconds"
     ):
-        labels.setdefault(org_id, {})[number] = label
-    return orgs, labels, walls
+        directory = directories.setdefault(org_id, Directory(labels={}))
+        directory.labels[number] = label
+        if type_ == Extension.Type.QUEUE and long_wait:
+            directory.long_waits[number] = long_wait
+    return orgs, directories, walls
 
 
 # ---- one active watcher ------------------------------------------------------------------

@@ -7,7 +7,7 @@ it, so it is rendered once per change and the same HTML goes to every screen.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.template.loader import render_to_string
@@ -28,9 +28,11 @@ STATUS_TEMPLATE = "calls/live.html#live-status"
 
 @dataclass(frozen=True, slots=True)
 class Directory:
-    """Labels of an Organization's extensions, by number."""
+    """Labels of an Organization's extensions, by number, and its queues' long-wait alert
+    thresholds in seconds (queues without one are absent)."""
 
     labels: dict[str, str]
+    long_waits: dict[str, int] = field(default_factory=dict)
 
     def label(self, number: str) -> str:
         return self.labels.get(number, "")
@@ -59,6 +61,8 @@ class CallRow:
     published: datetime | None
     answered: datetime | None
     views: tuple[ViewRow, ...]
+    # Seconds of waiting after which the browser flags the call (the queue's threshold).
+    long_wait: int | None = None
 
 
 def status_words(status: int) -> str:
@@ -115,6 +119,7 @@ def call_row(call: PhoneCall, directory: Directory) -> CallRow:
             )
             for v in sorted(call.views, key=lambda v: v.id)
         ),
+        long_wait=directory.long_waits.get(call.extension),
     )
 
 

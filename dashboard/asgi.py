@@ -12,11 +12,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
 from dashboard.hooks import hook_route  # noqa: E402
+from dashboard.origins import SameOriginOnly  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def build_application(extra_websocket_routes: Sequence[Any] = ()) -> ProtocolTyp
                     re_path(r"", ASGIStaticFilesHandler(django_asgi_app)),  # type: ignore[arg-type]
                 ]
             ),
-            "websocket": AllowedHostsOriginValidator(
+            "websocket": SameOriginOnly(
                 AuthMiddlewareStack(URLRouter([*websocket_urlpatterns, *extra_websocket_routes]))
             ),
         }

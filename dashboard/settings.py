@@ -8,8 +8,12 @@ UAPI emulator on 127.0.0.1:8001. Production: ``DATABASE_URL`` (PostgreSQL), ``RE
 from __future__ import annotations
 
 import os
+import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -249,3 +253,82 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
     },
 }
+
+# ---- secrets never in logs -----------------------------------------------------------------
+# The hook's secret and wallboard tokens travel in URL paths: every console log record is
+# redacted (dashboard/redaction.py), and `python -m dashboard.serve` runs daphne with its access
+# log redacted too (the README's production command).
+LOGGING["filters"] = {"redact_secrets": {"()": "dashboard.redaction.RedactSecrets"}}
+cast(dict[str, dict[str, Any]], LOGGING["handlers"])["console"]["filters"] = ["redact_secrets"]
+# The hook's secret is its only credential: long enough that guessing it over HTTP is hopeless.
+# A generated one (var/hook-secret) has 67 characters. Only URL-safe characters are accepted,
+# since VoipNow sends it back in a path.
+HOOK_SECRET_MIN_LENGTH = 32
+if len(CALLBOARD_HOOK_SECRET) < HOOK_SECRET_MIN_LENGTH:
+    raise ImproperlyConfigured(
+        f"CALLBOARD_HOOK_SECRET has {len(CALLBOARD_HOOK_SECRET)} characters; it needs at least "
+        f"{HOOK_SECRET_MIN_LENGTH}: python -c 'import secrets; print(secrets.token_urlsafe())'"
+    )
+if not re.fullmatch(r"[A-Za-z0-9._~-]+", CALLBOARD_HOOK_SECRET):
+    raise ImproperlyConfigured(
+        "CALLBOARD_HOOK_SECRET may hold letters, digits and . _ ~ - only: it is a URL path segment"
+    )
+
+# ---- what pages may load: Content-Security-Policy (django-csp) -----------------------------
+# Scripts, styles and connections from this site only: no inline script, no inline style, no
+# style attribute, no eval, and sockets to this site (ws or wss as CALLBOARD_PUBLIC_URL is http
+# or https; 'self' covers them in current browsers, the explicit origin in older ones). The
+# templates keep to it (htmx's own indicator <style> is turned off in its meta config), and so
+# does Django's admin as Callboard uses it: one policy everywhere, checked in Chromium by
+# tests/browser/test_csp.py. (The admin writes an inline <style> only on a change list of a
+# ModelAdmin with actions_on_top and actions_on_bottom both off; keep one of them on.) First in
+# MIDDLEWARE, so the header is on every response, the ones other middleware answer with too
+# (a lockout, a CSRF refusal).
+_public = urlsplit(CALLBOARD_PUBLIC_URL)
+_sockets = f"{'wss' if _public.scheme == 'https' else 'ws'}://{_public.netloc}"
+INSTALLED_APPS += ["csp"]
+MIDDLEWARE.insert(0, "csp.middleware.CSPMiddleware")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "connect-src": ["'self'", _sockets],
+        "img-src": ["'self'", "data:"],
+        "frame-ancestors": ["'none'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+    }
+}
+
+# ---- who gets in: login throttling (django-axes) -------------------------------------------
+# Failed logins are counted per username (from any address) and per address (for any
+# username). When either count reaches CALLBOARD_LOGIN_FAILURES within
+# CALLBOARD_LOGIN_LOCKOUT_MINUTES, logins for that username, or from that address, are refused,
+# the right password too, until that long after the failure that locked them (tries while
+# locked are refused without counting: colleagues behind one address who keep trying do not
+# keep it locked). A guesser of one password is stopped wherever they come from, a guesser of
+# many usernames from one address too. A successful login clears its own username's failures
+# only (dashboard/logins.py), so an attacker cannot wipe another username's count by logging
+# in as themselves. The price: anyone can lock a username for a while, and people behind one
+# NAT share the address count (`manage.py axes_reset_username NAME` / `axes_reset_ip ADDRESS`
+# unlock at once). Both the site's login and the admin's go through the same backend.
+CALLBOARD_LOGIN_FAILURES = int(_env_float("CALLBOARD_LOGIN_FAILURES", 5))
+CALLBOARD_LOGIN_LOCKOUT_MINUTES = _env_float("CALLBOARD_LOGIN_LOCKOUT_MINUTES", 15)
+INSTALLED_APPS += ["axes"]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Last: it turns a lockout met anywhere below it into the lockout page.
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AXES_FAILURE_LIMIT = CALLBOARD_LOGIN_FAILURES
+AXES_COOLOFF_TIME = timedelta(minutes=CALLBOARD_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = False
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# dashboard/admin.py shows the attempts and logs to superusers, read-only.
+AXES_ENABLE_ADMIN = False

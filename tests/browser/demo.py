@@ -46,6 +46,8 @@ FOREIGN_SETTINGS = (
     "UAPI_CLIENT_ID",
     "UAPI_CLIENT_SECRET",
 )
+# The pages' Content-Security-Policy forbids eval, which Playwright's wait_for_function uses to
+# poll an expression: give it a function ("() => window.x > 1"), which it calls without eval.
 # Before any page script runs, keep a handle on every socket the page opens and record each
 # text the connection indicator shows, so a short "reconnecting…" cannot slip by unseen.
 TRACK_PAGE = """

@@ -142,7 +142,7 @@ def test_the_page_reconnects_by_itself_after_its_socket_closes_normally(
 
     page.evaluate("window.__sockets[0].close(1000, 'going away')")
 
-    page.wait_for_function("window.__connectionTexts.includes('reconnecting…')")
+    page.wait_for_function("() => window.__connectionTexts.includes('reconnecting…')")
     expect(page.locator("#connection")).to_have_text("live")
     texts = page.evaluate("window.__connectionTexts")
     assert texts[texts.index("reconnecting…") :][-1] == "live", texts

@@ -153,7 +153,7 @@ def test_the_wallboard_needs_no_login_offers_no_action_and_lists_no_calls_by_def
     expect(tiles).to_have_count(2)
     assert tiles.evaluate_all("ts => ts.map(t => t.dataset.queue)") == [ACME_SALES, ACME_SUPPORT]
     expect(screen.locator("#tiles [data-queue='0001*100']")).to_contain_text("Sales")
-    screen.wait_for_function("window.__messages > 1")
+    screen.wait_for_function("() => window.__messages > 1")
     expect(screen.locator(f"#call-{call['id']}")).to_have_count(0)
     expect(screen.locator("#calls-body")).to_have_count(0)
     for action in ("button", "form", "a", "input", "select"):
@@ -245,7 +245,7 @@ def test_a_screen_reconnects_after_any_close_and_reloads_when_the_server_was_upg
 
     screen.evaluate("window.__sockets[0].close(1000, 'going away')")
     screen.wait_for_function(
-        "window.__sockets.length === 2 && window.__sockets[1].readyState === 1"
+        "() => window.__sockets.length === 2 && window.__sockets[1].readyState === 1"
     )
     expect(screen.locator("#connection")).to_have_text("live")
     screen.wait_for_timeout(4000)  # longer than a reload waits
@@ -255,7 +255,7 @@ def test_a_screen_reconnects_after_any_close_and_reloads_when_the_server_was_upg
     screen.evaluate("document.body.dataset.version = '0.0.1+before'")
     screen.evaluate("window.__sockets[1].close(1000, 'going away')")
 
-    screen.wait_for_function("window.__sameDocument === undefined", timeout=10_000)
+    screen.wait_for_function("() => window.__sameDocument === undefined", timeout=10_000)
     expect(screen.locator("#connection")).to_have_text("live")
     assert screen.evaluate("document.body.dataset.version") != "0.0.1+before"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from html import unescape
 from typing import Any
@@ -136,6 +137,67 @@ def test_a_wallboards_page_shows_its_address_and_a_qr_code_of_it(
     # The picture is the QR code of the address (segno draws it the same way every time).
     assert unescape(qr.group(1)) == segno.make(address, error="m").svg_data_uri(scale=4, border=2)
     assert unquote(qr.group(1).split(",", 1)[1]).startswith("<svg")
+
+
+def test_a_queues_long_wait_alert_is_set_in_the_admin_and_tells_the_watcher(
+    admin_client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from calls.live import DIRECTORY_CHANGED, WATCHER_CHANNEL
+
+    queue = Extension.objects.get(number="0001*100")
+    phone = Extension.objects.get(number="0001*024")
+    form = {
+        "organization": queue.organization_id,
+        "number": queue.number,
+        "type": "phoneQueue",
+        "label": "Sales",
+        "caller_id": "",
+        "service_level_seconds": "20",
+        # The (read-only) Call Events inline's management form.
+        "event_registrations-TOTAL_FORMS": "0",
+        "event_registrations-INITIAL_FORMS": "0",
+    }
+    layer = get_channel_layer()
+    async_to_sync(layer.flush)()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        saved = admin_client.post(
+            f"/admin/calls/extension/{queue.pk}/change/", {**form, "long_wait_seconds": "90"}
+        )
+    refused = admin_client.post(
+        "/admin/calls/extension/add/",
+        {**form, "number": "0001*778", "type": "term", "long_wait_seconds": "90"},
+    )
+    ignored = admin_client.post(
+        f"/admin/calls/extension/{phone.pk}/change/",
+        {**form, "number": phone.number, "type": "term", "long_wait_seconds": "90"},
+    )
+
+    assert saved.status_code == 302
+    queue.refresh_from_db()
+    assert queue.long_wait_seconds == 90
+
+    async def told() -> Any:
+        return await asyncio.wait_for(layer.receive(WATCHER_CHANNEL), 2)
+
+    assert async_to_sync(told)() == DIRECTORY_CHANGED
+    assert "Only a queue&#x27;s callers wait" in refused.content.decode()
+    assert not Extension.objects.filter(number="0001*778").exists()
+    assert ignored.status_code == 302
+    phone.refresh_from_db()
+    assert phone.long_wait_seconds is None
+    # Shown for queues; a phone's page has no queue settings.
+    assert (
+        'name="long_wait_seconds"'
+        in admin_client.get(f"/admin/calls/extension/{queue.pk}/change/").content.decode()
+    )
+    assert (
+        'name="long_wait_seconds"'
+        not in admin_client.get(f"/admin/calls/extension/{phone.pk}/change/").content.decode()
+    )
 
 
 def organization_form(org: Organization, **fields: str) -> dict[str, str]:

@@ -258,3 +258,32 @@ async def test_floors_follow_the_calls_and_their_panels_go_out_with_the_change(
     assert f'id="call-{a.id}"' in message["html"]
     assert '<p id="count" hx-swap-oob="true">0</p>' in message["html"]
     assert floor.ended == [a.id]
+
+
+async def test_a_queues_long_wait_threshold_rides_its_rows_and_a_change_renders_them_again(
+    emulator: Emulator, watcher: Watcher
+) -> None:
+    from calls.models import Extension
+
+    await Extension.objects.filter(number="0001*100").aupdate(long_wait_seconds=45)
+    await watcher.load_directory()
+    sales = emulator.create_call("0001*100", auto=False)
+    support = emulator.create_call("0001*101", auto=False)
+    await watcher.refresh_all()
+    _, rows = await store.snapshot(await acme_id())
+    [sales_row] = [r for r in rows if sales.id in r]
+    [support_row] = [r for r in rows if support.id in r]
+    assert 'data-long-wait="45"' in sales_row
+    assert "data-long-wait" not in support_row
+    assert 'data-arrived="' in sales_row
+
+    # An admin lowers it while the caller waits: the row goes out again, alone.
+    layer, channel = await listen(live.org_group(await acme_id()))
+    await Extension.objects.filter(number="0001*100").aupdate(long_wait_seconds=30)
+    await watcher.load_directory()
+    await watcher.refresh_all()
+
+    [message] = await received(layer, channel)
+    assert f'id="call-{sales.id}"' in message["html"]
+    assert 'data-long-wait="30"' in message["html"]
+    assert support.id not in message["html"]

@@ -69,7 +69,7 @@ class Stack:
             REDIS_URL=self.redis_url,
             UAPI_BASE_URL=self.emulator_url,
             CALLBOARD_VAR_DIR=str(self.workdir / "var"),
-            CALLBOARD_HOOK_SECRET="integration-hook",
+            CALLBOARD_HOOK_SECRET="integration-hook-secret-of-at-least-32-characters",
             CALLBOARD_POLL_INTERVAL="1",
             CALLBOARD_WATCHER_LOCK_TTL="3",
             CALLBOARD_LOG_LEVEL="INFO",

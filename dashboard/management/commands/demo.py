@@ -1,6 +1,12 @@
 """``python manage.py demo``: migrate, seed, and run the emulator, the watcher and the dashboard
 in one command; Ctrl-C stops everything.
 
+Seeding resets the demo accounts' passwords (``admin``'s included) to ``demo``, so the demo runs
+only on a database it created: a SQLite database that is new (no file, or no table) when it
+first runs, which it then marks in the file's header (SQLite's ``application_id``), or one that
+carries that mark. Anything else, a PostgreSQL ``DATABASE_URL`` or a SQLite database migrated
+by hand, is refused before anything is written.
+
 With the embedded defaults the channel layer lives in memory, so the watcher runs inside the
 dashboard's process, on daphne's event loop. The emulator is a separate server, as VoipNow is.
 """
@@ -19,9 +25,37 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 
 from calls.demo_data import PASSWORD, seed
 from calls.uapi.emulator.profiles import DEFAULT_VOIPNOW, VERSIONS
+
+# SQLite's application_id of a database the demo created: "CBDm" (0x4342446d).
+DEMO_DATABASE_MARK = 0x4342446D
+
+
+def claim_demo_database() -> None:
+    """Make sure the default database is the demo's: mark it when it is new, accept it when
+    it bears the mark. Raises CommandError, having written nothing, for any other database."""
+    where = settings.DATABASES["default"].get("NAME")
+    if connection.vendor != "sqlite":
+        raise CommandError(
+            f"The demo resets the admin's password, so it runs only on its own SQLite database, "
+            f"not on this {connection.vendor} database ({where}). Unset DATABASE_URL to run "
+            "the demo."
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA application_id")
+        (mark,) = cursor.fetchone()
+        if mark == DEMO_DATABASE_MARK:
+            return
+        if connection.introspection.table_names(cursor):
+            raise CommandError(
+                f"The demo resets the admin's password, so it runs only on a database it "
+                f"created, and {where} was not created by the demo. Point CALLBOARD_VAR_DIR "
+                "at an empty directory (or delete that file if it only ever held the demo)."
+            )
+        cursor.execute(f"PRAGMA application_id = {DEMO_DATABASE_MARK}")
 
 
 def _wait_for_port(
@@ -59,6 +93,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        claim_demo_database()
         call_command("migrate", interactive=False, verbosity=0)
         boards = seed()
         emulator = None

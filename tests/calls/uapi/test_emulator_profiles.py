@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +25,7 @@ from starlette.routing import Route
 
 from calls.uapi.emulator import Emulator, create_app
 from calls.uapi.emulator.cli import add_arguments
+from dashboard.management.commands.demo import DEMO_DATABASE_MARK
 
 from .conftest import BASE, get_token, serving, wait_until
 
@@ -134,9 +136,16 @@ def test_the_demo_passes_the_version_to_its_emulator(monkeypatch: pytest.MonkeyP
         raise EmulatorStarted
 
     monkeypatch.setattr("dashboard.management.commands.demo.subprocess.Popen", popen)
-    for args in ([], ["--voipnow", "3"]):
-        with pytest.raises(EmulatorStarted):
-            call_command("demo", *args, stdout=io.StringIO())
+    # The test database stands for one the demo created (it runs on no other).
+    with connection.cursor() as cursor:
+        cursor.execute(f"PRAGMA application_id = {DEMO_DATABASE_MARK}")
+    try:
+        for args in ([], ["--voipnow", "3"]):
+            with pytest.raises(EmulatorStarted):
+                call_command("demo", *args, stdout=io.StringIO())
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA application_id = 0")
     assert [argv[argv.index("--voipnow") + 1] for argv in started] == ["5", "3"]
     assert "uapi_emulator" in started[0]
 
