@@ -78,7 +78,7 @@ def test_logging_out_in_another_tab_sends_the_page_to_the_login_page(page: Page)
 
     other.click("form[action='/accounts/logout/'] button")
 
-    page.wait_for_function("window.__connectionTexts.includes('Signed out')")
+    page.wait_for_function("() => window.__connectionTexts.includes('Signed out')")
     expect(page).to_have_url(re.compile(r"/accounts/login/\?next=(/|%2F)$"))
     expect(page.locator("input[name=username]")).to_be_visible()
 

@@ -180,14 +180,14 @@ def test_a_supervisor_filters_searches_sorts_and_works_the_floor_from_the_keyboa
     assert shown(page)[0] == talking
     filters.get_by_label("Sort").select_option("wait")
     # The waiting caller overtakes the one answered at once as soon as a second has passed.
-    page.wait_for_function(f"({SHOWN_IDS})()[0] === {waiting!r}")
+    page.wait_for_function(f"() => ({SHOWN_IDS})()[0] === {waiting!r}")
 
     page.reload()
     expect(page.locator("#connection")).to_have_text("live")
     expect(filters.get_by_label("Queue")).to_have_value(ACME_SUPPORT)
     expect(filters.get_by_label("Sort")).to_have_value("wait")
     expect(page.locator(f"#call-{first}")).to_be_hidden()
-    page.wait_for_function(f"({SHOWN_IDS})().join() === {f'{waiting},{talking}'!r}")
+    page.wait_for_function(f"() => ({SHOWN_IDS})().join() === {f'{waiting},{talking}'!r}")
 
     # A new caller in the queue filtered on is said once; what happens to it later is not.
     newcomer = call(demo, ACME_SUPPORT)
@@ -272,7 +272,7 @@ def test_a_caller_waiting_past_the_queues_threshold_is_flagged_and_alerted_once(
             expect(row.locator(".long-wait-flag")).to_have_text("long wait")
             # Ticks later, still one alert.
             page.wait_for_function(
-                f"Date.now() - Date.parse(document.getElementById('call-{waiting}')"
+                f"() => Date.now() - Date.parse(document.getElementById('call-{waiting}')"
                 ".dataset.arrived) > 5000"
             )
             [note] = page.evaluate("window.__notes")
