@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from channels.layers import get_channel_layer
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from starlette.applications import Starlette
@@ -71,6 +72,15 @@ def _clear_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _empty_channel_layer() -> None:
+    """Each test starts with an empty in-process channel layer: a message one test left on a
+    channel (the watcher's, after a barge-in) must not reach the next test's reader."""
+    layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        async_to_sync(layer.flush)()
 
 
 @pytest.fixture

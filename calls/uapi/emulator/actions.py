@@ -438,8 +438,7 @@ class PhoneCallActions(EmulatorBase):
         ends the call; any other leg (a ringing agent, a supervisor's phone ringing or
         joined) leaves and the call goes on."""
         if any(
-            v.role in ("caller", "source")
-            or (v.role in ("agent", "destination") and v.answered)
+            v.role in ("caller", "source") or (v.role in ("agent", "destination") and v.answered)
             for v in legs
         ):
             self._end_call(call)
