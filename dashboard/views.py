@@ -210,4 +210,8 @@ async def _own_leg_hung_up(request: HttpRequest, call_id: str) -> HttpResponse:
         result = await leave_call(user=user, call_id=call_id, uapi=uapi_client())
     except CallboardError as exc:
         return _refusal(request, exc)
-    return render(request, "calls/barge.html#result", {"ok": True, "message": result.message})
+    return render(
+        request,
+        "calls/barge.html#result",
+        {"ok": True, "message": result.message, "leg_ended": True},
+    )
