@@ -33,6 +33,7 @@ from calls.models import Extension, Organization, Wallboard
 from calls.rows import Directory, render_gone, render_row, render_status, render_wall_row
 from calls.selectors import LiveCall, LiveView
 from calls.store import LeaderLock, LiveStatus
+from calls.supervising import ATTEMPTS_CHANGED, SupervisorsOnCalls
 from calls.uapi.client import UapiClient
 from calls.uapi.errors import UapiError, UapiRejected
 from calls.uapi.types import PhoneCall
@@ -78,6 +79,8 @@ class _OrgState:
     dirty: bool = False
     # The Organization's panels (agents, queue figures) as last published, by name.
     panels: dict[str, str] = field(default_factory=dict)
+    # This watcher has listed all of its calls: a call missing from them has ended.
+    polled: bool = False
 
     @classmethod
     async def inherit(cls, org_id: int) -> _OrgState:
@@ -218,6 +221,8 @@ class Watcher:
         self._pending = _Pending()
         self._heartbeat = _Heartbeat(channel_layer)
         self._memo = _ListingMemo()
+        # Who is on each call (calls/supervising.py): the audit's open attempts, in memory.
+        self.supervisors = SupervisorsOnCalls()
 
     # -- directory of organizations and extension labels --
 
@@ -232,6 +237,9 @@ class Watcher:
                 self._orgs[org_id].dirty = True
         self._directories = directories
         self._directory_loaded = time.monotonic()
+        # The open attempts are read again with the directory: a lost ATTEMPTS_CHANGED costs
+        # at most DIRECTORY_EVERY seconds.
+        self.supervisors.stale()
         for org_id in orgs.values():
             if org_id not in self._orgs:
                 self._orgs[org_id] = await _OrgState.inherit(org_id)
@@ -269,6 +277,7 @@ class Watcher:
             for org_id, now in by_org.items():
                 state = self._orgs.get(org_id) or await _OrgState.inherit(org_id)
                 self._orgs[org_id] = state
+                state.polled = True
                 await self._publish(state, self._newer_than_poll(state, now, seq))
             self._touched = {k: v for k, v in self._touched.items() if v > seq}
         await self._beat("ok")
@@ -429,15 +438,24 @@ class Watcher:
         prev, inherited = state.calls, state.inherited
         changed = [c for cid, c in now.items() if prev.get(cid) is not c and prev.get(cid) != c]
         removed = [cid for cid in prev.keys() | inherited if cid not in now]
+        relabel = await self._supervisors_changed(state, now, changed)
         if (changed or removed) and self.floors:
             ended = [call for cid, call in before.items() if cid not in now]
             panels = {**await self._follow(state.org_id, now, ended), **(panels or {})}
         all_panels = {**state.panels, **(panels or {})}
         new_panels = {n: html for n, html in all_panels.items() if state.panels.get(n) != html}
-        if not changed and not removed and not new_panels and state.version and not state.dirty:
+        if (
+            not changed
+            and not removed
+            and not new_panels
+            and not relabel
+            and state.version
+            and not state.dirty
+        ):
             return
         directory = self._directories.get(state.org_id) or Directory(labels={})
-        rows = {c.id: render_row(c, directory) for c in changed}
+        on = self.supervisors.on
+        rows = {c.id: render_row(c, directory, on(state.org_id, c.id)) for c in changed + relabel}
         wall = (
             {c.id: render_wall_row(c, directory) for c in changed}
             if state.org_id in self._wall_orgs
@@ -485,6 +503,29 @@ class Watcher:
             )
         state.calls, state.inherited, state.version, state.dirty = now, set(), version, False
         state.panels = all_panels
+
+    async def _supervisors_changed(
+        self, state: _OrgState, now: dict[str, PhoneCall], changed: list[PhoneCall]
+    ) -> list[PhoneCall]:
+        """Follow the supervisors on the Organization's calls; the calls not in ``changed``
+        whose rows must be rendered again because who is on them changed. A failure (the
+        database down) costs the supervisors this time, never the calls."""
+        try:
+            ids = await self.supervisors.follow(state.org_id, now, complete=state.polled)
+        except Exception:
+            log.exception("could not follow the supervisors on the calls")
+            return []
+        if not ids:
+            return []
+        done = {c.id for c in changed}
+        return [now[cid] for cid in ids if cid in now and cid not in done]
+
+    def attempts_changed(self, org_id: int | None, call_id: str | None) -> None:
+        """An attempt of the Organization was accepted, cancelled or left: read its attempts
+        again and refresh the call soon. Not a Call Event: polling keeps its pace."""
+        self.supervisors.stale(org_id)
+        self._pending.add(call_id, ())
+        self._wake.set()
 
     async def _beat(self, state: str, error: str = "") -> None:
         versions = {str(o): s.version for o, s in self._orgs.items() if s.version}
@@ -606,12 +647,23 @@ class Watcher:
                 await asyncio.sleep(backoff(failures, first=1.0, cap=BACKOFF_MAX))
                 continue
             failures = 0
-            if message.get("type") == "call.event":
-                self.call_event(message.get("call_id"), message.get("extensions") or ())
-            elif message.get("type") == DIRECTORY_CHANGED["type"]:
-                # An admin changed what is watched (a wallboard now lists calls): read it now.
-                self._directory_loaded = -math.inf
-                self.call_event(None)
+            self.heard(message)
+
+    def heard(self, message: dict[str, Any]) -> None:
+        """Act on one message of WATCHER_CHANNEL: a Call Event (dashboard/hooks.py), an
+        attempt that changed (calls/services.py), the directory that changed (the admin)."""
+        if message.get("type") == "call.event":
+            self.call_event(message.get("call_id"), message.get("extensions") or ())
+        elif message.get("type") == ATTEMPTS_CHANGED:
+            org, call_id = message.get("org"), message.get("call_id")
+            self.attempts_changed(
+                org if isinstance(org, int) else None,
+                call_id if isinstance(call_id, str) and call_id else None,
+            )
+        elif message.get("type") == DIRECTORY_CHANGED["type"]:
+            # An admin changed what is watched (a wallboard now lists calls): read it now.
+            self._directory_loaded = -math.inf
+            self.call_event(None)
 
 
 @dataclass
