@@ -667,6 +667,7 @@
     var dialog = button && button.closest("dialog");
     if (dialog && !dialog.isConnected) { returnFocus(dialog); }
   });
+})();
 
 // ---- Cancel and leave: the viewer's own leg ---------------------------------------------
 // A call's row is rendered once for every screen of the organization, so it carries a Cancel
