@@ -3,6 +3,8 @@
 Every request goes through ``UapiClient._request``, which sets explicit timeouts and an overall
 deadline and turns transport failures and non-2xx answers into ``calls.uapi.errors``; the OAuth
 token and its single retry are ``calls.uapi.auth.ClientCredentials``, the client's ``httpx.Auth``.
+Every path comes from ``calls.uapi.paths``, which refuses an id not of VoipNow's form
+(UapiInvalidId, a UapiRejected) before a request exists.
 """
 
 from __future__ import annotations
@@ -273,10 +275,12 @@ class UapiClient:
         ``totalResults`` 0 and no ``entry``, an empty collection wrapped in an array, or 400
         ``pc_phonecall_invalid`` (the BargeIn page's code for an id that is no call); 404 is
         taken the same way. All of them mean "ended", never "VoipNow is down". Raises
+        UapiInvalidId (a UapiRejected: nothing sent) for an id not of VoipNow's form,
         UapiUnavailable, UapiRejected (other codes) and UapiAuthError.
         """
+        path = paths.phone_call(user_id, extension, call_id)
         try:
-            _, body = await self._request("GET", paths.phone_call(user_id, extension, call_id))
+            _, body = await self._request("GET", path)
         except UapiAuthError:
             raise
         except UapiRejected as exc:
@@ -346,7 +350,8 @@ class UapiClient:
         """PUT a PhoneCallAction (BargeIn, Whisper, Monitor, ...) on a call.
 
         Returns the UpdatedCall VoipNow answers. Raises UapiRejected with the UAPI code when
-        VoipNow refuses it, UapiUnavailable when it could not be asked or did not answer.
+        VoipNow refuses it (UapiInvalidId, before sending, for a segment not of VoipNow's
+        form), UapiUnavailable when it could not be asked or did not answer.
         """
         path = paths.phone_call(user_id, extension, call_id)
         _, body = await self._request("PUT", path, json=action.to_json(), paced=False)
