@@ -60,10 +60,12 @@ def start_daphne(
     env: dict[str, str],
     *,
     application: str = "dashboard.asgi:application",
+    options: Sequence[str] = (),
     within: float = 30.0,
 ) -> subprocess.Popen[bytes]:
-    """A daphne process serving ``application`` on ``port``, ready once ``/healthz`` answers."""
-    argv = [PYTHON, "-m", "daphne", "-b", HOST, "-p", str(port), application]
+    """A daphne process serving ``application`` on ``port`` with daphne's ``options``, ready
+    once ``/healthz`` answers."""
+    argv = [PYTHON, "-m", "daphne", "-b", HOST, "-p", str(port), *options, application]
     proc = procs.start(name, argv, env, cwd=ROOT)
     procs.wait_ready(name, lambda: dashboard_ready(f"http://{HOST}:{port}"), within)
     return proc

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from calls.uapi import paths
 from calls.uapi.auth import ClientCredentials
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
