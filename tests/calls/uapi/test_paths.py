@@ -55,7 +55,10 @@ MALFORMED = [
             paths.phone_call("@owner", "0001*201", "b817d2618fe6f1804333"),
             "/uapi/phoneCalls/@owner/0001*201/b817d2618fe6f1804333",
         ),
-        (paths.phone_call("@viewer", "@self", "X" * 255), f"/uapi/phoneCalls/@viewer/@self/{'X' * 255}"),
+        (
+            paths.phone_call("@viewer", "@self", "X" * 255),
+            f"/uapi/phoneCalls/@viewer/@self/{'X' * 255}",
+        ),
         (paths.simple_calls("@me"), "/uapi/phoneCalls/@me/simple"),
         (paths.call_events("@me", "0001*100"), "/uapi/extensions/@me/0001*100/phoneCallEvents"),
         (
