@@ -188,7 +188,7 @@ CALLBOARD_PUBLIC_URL = os.environ.get("CALLBOARD_PUBLIC_URL", "http://127.0.0.1:
 CALLBOARD_HOOK_SECRET = os.environ.get("CALLBOARD_HOOK_SECRET") or _persistent_secret("hook-secret")
 # Call Events a second the hook passes on (in each daphne process) and the watcher refreshes
 # for (over all of them); past it, events are dropped and one poll of everything is made
-# instead. A second event for a call within a second of its refresh waits for the second's end.
+# instead. However many arrive, a call is refreshed at most four times a second.
 CALLBOARD_HOOK_MAX_PER_SECOND = int(_env_float("CALLBOARD_HOOK_MAX_PER_SECOND", 50))
 # Request bodies larger than this are refused with 413 before they are read: every route, the
 # hook included (it takes 64 KiB at most). Django's DATA_UPLOAD_MAX_MEMORY_SIZE still bounds

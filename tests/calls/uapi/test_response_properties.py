@@ -92,22 +92,19 @@ JSON = st.recursive(
     max_leaves=25,
 )
 VALUES = st.one_of(SCALARS, JSON)
-VIEW = st.fixed_dictionaries(
-    {},
-    optional={
-        k: VALUES
-        for k in ("id", "extension", "status", "source", "destination", "flow", "callerId")
-        + ("ringing", "answered", "disposition", "duration", "registration")
-    },
-)
+VIEW_KEYS = [
+    *("id", "extension", "status", "source", "destination", "flow", "callerId"),
+    *("ringing", "answered", "disposition", "duration", "registration"),
+]
+RESOURCE_KEYS = [
+    *("id", "extension", "ownerId", "published", "answered", "status", "type"),
+    *("url", "method", "note", "agentNumber", "disposition", "billsec", "start"),
+]
+VIEW = st.fixed_dictionaries({}, optional=dict.fromkeys(VIEW_KEYS, VALUES))
 RESOURCE = st.fixed_dictionaries(
     {},
     optional={
-        **{
-            k: VALUES
-            for k in ("id", "extension", "ownerId", "published", "answered", "status", "type")
-            + ("url", "method", "note", "agentNumber", "disposition", "billsec", "start")
-        },
+        **dict.fromkeys(RESOURCE_KEYS, VALUES),
         "phoneCallView": st.one_of(st.lists(VIEW, max_size=3), VALUES),
         "links": st.one_of(st.fixed_dictionaries({}, optional={"self": VALUES}), VALUES),
         "registration": st.one_of(st.lists(VIEW, max_size=2), VIEW, VALUES),
