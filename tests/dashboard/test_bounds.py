@@ -5,16 +5,18 @@ static paths. The same over a real daphne process: test_bounds_daphne.py."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from channels.testing import ApplicationCommunicator, HttpCommunicator, WebsocketCommunicator
 from django.contrib.auth.models import User
 
+from calls.live import WATCHER_CHANNEL
 from dashboard.asgi import application
 from dashboard.bounds import MAX_SOCKET_MESSAGE, MESSAGE_TOO_BIG, BoundedInput
 from tests.dashboard.test_consumers import ORIGIN, drain, socket_for
+from tests.support.layer import waiting_on
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,6 +27,13 @@ LIMIT = 4096
 @pytest.fixture(autouse=True)
 def _small_limit(settings: Any) -> None:
     settings.CALLBOARD_MAX_BODY_BYTES = LIMIT
+
+
+@pytest.fixture(autouse=True)
+async def _no_events_left() -> AsyncIterator[None]:
+    """The hook's accepted events go to the process's in-memory layer: leave none behind."""
+    yield
+    await waiting_on(WATCHER_CHANNEL)
 
 
 def paths(secret: str) -> list[str]:

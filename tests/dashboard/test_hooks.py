@@ -22,6 +22,7 @@ from dashboard import hooks
 from dashboard.asgi import application
 from dashboard.hooks import MAX_FIELDS, CallEvent, EventRefused, RateCap, parse_event
 from tests.conftest import EMULATOR_URL
+from tests.support.layer import waiting_on
 from tests.support.transport import LIST, EmulatorTransport
 from tests.support.waiting import wait_until
 
@@ -63,14 +64,13 @@ async def hook(body: bytes, *, secret: str, method: str = "POST", query: bytes =
 
 async def told_watcher() -> list[dict[str, Any]]:
     """The messages waiting on the watcher's channel."""
-    layer = get_channel_layer()
-    out = []
-    while True:
-        try:
-            # The in-memory layer holds a message as soon as the hook has sent it.
-            out.append(await asyncio.wait_for(layer.receive(WATCHER_CHANNEL), 0.005))
-        except TimeoutError:
-            return out
+    return await waiting_on(WATCHER_CHANNEL)
+
+
+@pytest.fixture(autouse=True)
+async def _watcher_channel_empty() -> None:
+    """The in-memory layer lives as long as the process: drop what earlier tests left."""
+    await told_watcher()
 
 
 @pytest.fixture(autouse=True)
