@@ -130,9 +130,15 @@ def test_what_is_not_a_string_is_refused_too() -> None:
             paths.phone_call("@me", "@self", value)  # type: ignore[arg-type]
 
 
-async def test_every_id_the_emulator_hands_out_is_accepted(emulator: Emulator) -> None:
+async def test_every_id_the_emulator_hands_out_is_accepted(
+    emulator: Emulator, uapi: UapiClient
+) -> None:
     # The checks must be no stricter than VoipNow: every user, extension, organization, call
     # and Call Event id of the emulator's world passes.
+    event_id = await uapi.create_call_event(
+        extension="0001*100", type=0, url="http://callboard.test/hooks/voipnow/s/"
+    )
+    await uapi.delete_call_event(extension="0001*100", type=0, event_id=event_id)
     call = emulator.create_call("0001*100", auto=False)
     emulator.answer_call(call.id)
     for user in emulator.world.users:
