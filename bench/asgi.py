@@ -12,5 +12,6 @@ from django.urls import path  # noqa: E402
 
 from bench.baseline_consumer import BaselineConsumer  # noqa: E402
 from dashboard.asgi import build_application  # noqa: E402
+from dashboard.bounds import bounded  # noqa: E402
 
-application = build_application([path("ws/bench/baseline/", BaselineConsumer.as_asgi())])
+application = bounded(build_application([path("ws/bench/baseline/", BaselineConsumer.as_asgi())]))

@@ -56,3 +56,9 @@ class VoipNowUnavailable(CallboardError):
     """VoipNow did not answer usefully (timeout, 5xx, unreachable). Never retried blindly."""
 
     status = 502
+
+
+class NotOnCall(Refused):
+    """The supervisor has no leg on the call to hang up (never joined it, or already left)."""
+
+    status = 409

@@ -14,6 +14,7 @@ from django.template.loader import render_to_string
 
 from calls.selectors import agent_leg
 from calls.store import LiveStatus
+from calls.supervising import OnCall
 from calls.uapi.types import PhoneCall, PhoneCallView
 from calls.uapi.wire import VIEW_STATUS_WORDS, ViewStatus
 
@@ -63,6 +64,8 @@ class CallRow:
     views: tuple[ViewRow, ...]
     # Seconds of waiting after which the browser flags the call (the queue's threshold).
     long_wait: int | None = None
+    # The supervisors on the call (calls/supervising.py), the same for every screen.
+    supervisors: tuple[OnCall, ...] = ()
 
 
 def status_words(status: int) -> str:
@@ -89,7 +92,9 @@ def _party(view: PhoneCallView, directory: Directory) -> str:
     )
 
 
-def call_row(call: PhoneCall, directory: Directory) -> CallRow:
+def call_row(
+    call: PhoneCall, directory: Directory, supervisors: tuple[OnCall, ...] = ()
+) -> CallRow:
     agent = agent_leg(call.extension, call.views)
     if call.answered or (agent is not None and agent.status == ViewStatus.ON_CALL):
         state = "talking"
@@ -120,6 +125,7 @@ def call_row(call: PhoneCall, directory: Directory) -> CallRow:
             for v in sorted(call.views, key=lambda v: v.id)
         ),
         long_wait=directory.long_waits.get(call.extension),
+        supervisors=supervisors,
     )
 
 
@@ -172,9 +178,10 @@ def render_wall_row(call: PhoneCall, directory: Directory) -> str:
     return render_to_string(WALL_ROW_TEMPLATE, {"row": wall})
 
 
-def render_row(call: PhoneCall, directory: Directory) -> str:
-    """The call's ``<tr id="call-…">``, swapped out of band by id."""
-    return render_to_string(ROW_TEMPLATE, {"row": call_row(call, directory)})
+def render_row(call: PhoneCall, directory: Directory, supervisors: tuple[OnCall, ...] = ()) -> str:
+    """The call's ``<tr id="call-…">``, swapped out of band by id, naming the ``supervisors``
+    on it."""
+    return render_to_string(ROW_TEMPLATE, {"row": call_row(call, directory, supervisors)})
 
 
 def render_gone(call_id: str) -> str:

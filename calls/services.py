@@ -7,22 +7,28 @@ import ipaddress
 import logging
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
+from django.utils import timezone
 
 from calls.exceptions import (
     AlreadyRinging,
     BadInput,
     CallboardError,
+    NoSuchCall,
     NotAllowed,
+    NotOnCall,
     PhoneNotReady,
     Refused,
     VoipNowRejected,
     VoipNowUnavailable,
 )
+from calls.live import WATCHER_CHANNEL
 from calls.models import (
     CALLER_ID_HELP,
     CALLER_ID_RE,
@@ -32,11 +38,32 @@ from calls.models import (
     Extension,
     Organization,
 )
-from calls.selectors import BargeTarget, LiveCall, barge_target, modes_held, supervisor_of
+from calls.selectors import (
+    BargeTarget,
+    LiveCall,
+    barge_target,
+    live_call,
+    modes_held,
+    supervisor_of,
+)
+from calls.supervising import ATTEMPTS_CHANGED, FOLLOWED
 from calls.uapi.client import UapiClient
-from calls.uapi.errors import UapiAnswerLost, UapiRejected, UapiUnavailable, describe_code
+from calls.uapi.errors import (
+    UapiAnswerLost,
+    UapiError,
+    UapiRejected,
+    UapiUnavailable,
+    describe_code,
+)
 from calls.uapi.types import PhoneCallAction
-from calls.uapi.wire import DEFAULT_WAIT_FOR_PICKUP, USER_OWNER, Action, ErrorCode, ViewStatus
+from calls.uapi.wire import (
+    DEFAULT_WAIT_FOR_PICKUP,
+    USER_ME,
+    USER_OWNER,
+    Action,
+    ErrorCode,
+    ViewStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -496,6 +523,9 @@ async def _attempt(
         if not checked_phone:
             sent = replace(sent, message=f"{sent.message} {UNCHECKED}")
     await sync_to_async(_finish)(checked.attempt_id, sent)
+    if sent.outcome in FOLLOWED:
+        # The phone rings (or may: an answer lost after sending); the watcher follows its leg.
+        await attempts_changed(org_id=checked.call.organization_id, call_id=checked.call.id)
     if sent.nothing_rang:
         # Nothing rang: let the supervisor try again at once. Otherwise the guard stays: if
         # the PUT did reach VoipNow the phone is ringing.
@@ -560,4 +590,176 @@ async def barge_in(
         message=sent.message,
         send_call_to=phone,
         call_id=checked.call.id,
+    )
+
+
+# ---- who is on a call; cancel and leave ------------------------------------------------------
+
+
+async def attempts_changed(*, org_id: int, call_id: str) -> None:
+    """Tell the watcher an attempt on a call of the Organization was accepted, cancelled or
+    left, so that every screen shows who is on the call at once (calls/supervising.py).
+
+    Never raises: with no watcher listening, or the channel layer down, the watcher's own
+    periodic read of the attempts catches up."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.send(
+            WATCHER_CHANNEL, {"type": ATTEMPTS_CHANGED, "org": org_id, "call_id": call_id}
+        )
+    except Exception as exc:  # noqa: BLE001 - ChannelFull, Redis down: the watcher catches up
+        log.warning("could not tell the watcher that an attempt changed: %s", exc)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveResult:
+    """The supervisor's leg was hung up. ``how`` is what the audit row records: ``cancelled``
+    (it was ringing) or ``left`` (it had joined)."""
+
+    attempt_id: int
+    call_id: str
+    phone: str
+    how: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Claim:
+    """An attempt marked as ended before the hang-up is sent, so that the watcher, seeing the
+    leg go, does not record it as hung up on the phone."""
+
+    attempt_id: int
+    organization_id: int
+    supervisor_id: int
+    call_id: str
+    phone: str
+    how: str
+    left_at: datetime
+
+
+def _claim_leg(user: Any, call_id: str) -> _Claim:
+    """The rules, in order: a supervisor; a live call of their Organization; their latest
+    accepted attempt on it, not yet ended; its phone still theirs. Marks the attempt ended.
+    Raises Refused."""
+    supervisor = supervisor_of(user)
+    if supervisor is None:
+        raise NotAllowed("Only supervisors can leave a call.")
+    call = live_call(call_id)
+    if call is None or call.organization_id != supervisor.organization_id:
+        raise NoSuchCall("This call is no longer live.")
+    attempt = (
+        BargeInAttempt.objects.filter(
+            user=user,
+            organization=supervisor.organization_id,
+            phone_call_id=call.id,
+            outcome__in=FOLLOWED,
+        )
+        .order_by("-at", "-pk")
+        .first()
+    )
+    if attempt is None or attempt.left_at is not None or not attempt.send_call_to:
+        raise NotOnCall("Your phone is not on this call: there is nothing to hang up.")
+    phone = attempt.send_call_to
+    if not supervisor.phones.filter(
+        number=phone,
+        organization=supervisor.organization_id,
+        type=Extension.Type.PHONE_TERMINAL,
+    ).exists():
+        raise NotAllowed(f"{phone} is no longer one of your phones: hang up on the phone itself.")
+    joined = attempt.joined_at is not None or any(
+        phone in v.source and v.status == ViewStatus.ON_CALL for v in call.views
+    )
+    how = BargeInAttempt.Left.LEFT if joined else BargeInAttempt.Left.CANCELLED
+    left_at = timezone.now()
+    claimed = BargeInAttempt.objects.filter(pk=attempt.pk, left_at__isnull=True).update(
+        left_at=left_at, left_how=how
+    )
+    if not claimed:  # its leg ended a moment ago: the watcher, or a second click, was first
+        raise NotOnCall("Your phone is not on this call: there is nothing to hang up.")
+    return _Claim(
+        attempt_id=attempt.pk,
+        organization_id=supervisor.organization_id,
+        supervisor_id=supervisor.pk,
+        call_id=call.id,
+        phone=phone,
+        how=how,
+        left_at=left_at,
+    )
+
+
+def _unclaim(claim: _Claim) -> None:
+    """The hang-up failed: the leg is (or may be) still there; the watcher follows it again."""
+    BargeInAttempt.objects.filter(
+        pk=claim.attempt_id, left_at=claim.left_at, left_how=claim.how
+    ).update(left_at=None, left_how="")
+
+
+def _hang_up_failed(exc: UapiError, phone: str) -> CallboardError:
+    """What the supervisor reads when VoipNow did not hang up their phone."""
+    if isinstance(exc, UapiRejected):
+        if exc.code == ErrorCode.PC_PHONECALL_INVALID:
+            return VoipNowRejected("This call has ended.", status=404, code=exc.code)
+        return VoipNowRejected(
+            f"VoipNow refused to hang up {phone}: {describe_code(exc.code, exc.message)}. "
+            "Hang up on the phone itself.",
+            status=502,
+            code=exc.code,
+        )
+    if isinstance(exc, UapiUnavailable) and exc.timed_out:
+        return VoipNowUnavailable(
+            f"VoipNow did not answer in time: {phone} may still be on the call. Try again, "
+            "or hang up on the phone itself.",
+            status=504,
+        )
+    return VoipNowUnavailable(
+        f"VoipNow could not be reached: {exc.message} {phone} is still on the call: try "
+        "again, or hang up on the phone itself."
+    )
+
+
+_LEFT_WORDS: dict[str, str] = {
+    BargeInAttempt.Left.CANCELLED: "Cancelled: {phone} stops ringing.",
+    BargeInAttempt.Left.LEFT: "You left the call: {phone} was hung up.",
+}
+
+
+async def leave_call(*, user: Any, call_id: str, uapi: UapiClient) -> LeaveResult:
+    """Hang up the supervisor's own leg on a live call of their Organization, ringing (cancel)
+    or joined (leave): the phone of their latest accepted attempt on it. Delete PhoneCalls
+    with that phone as the URI's extension ends only its part; the call goes on. Never
+    ``phoneNumber``: 4PSA's client accepts only public numbers there.
+
+    The attempt's row records ``left_at`` and ``left_how`` (``cancelled`` or ``left``), the
+    ringing guard is freed so the supervisor may ring again at once, and the watcher is told.
+
+    Returns LeaveResult. Raises NotAllowed (403: not a supervisor, or the phone is no longer
+    theirs), NoSuchCall (404: not live, or of another Organization), NotOnCall (409: no leg of
+    theirs on it), VoipNowRejected (404 when the call has ended, else 502, with the UAPI code)
+    or VoipNowUnavailable (502, 504 on a timeout); after a failure the row is as it was and
+    the guard stays.
+    """
+    claim = await sync_to_async(_claim_leg)(user, call_id)
+    try:
+        hung_up = await uapi.hang_up(call_id=claim.call_id, user_id=USER_ME, extension=claim.phone)
+    except UapiError as exc:
+        await sync_to_async(_unclaim)(claim)
+        log.warning("%s could not leave call %s from %s: %s", user, call_id, claim.phone, exc)
+        raise _hang_up_failed(exc, claim.phone) from exc
+    await cache.adelete(_guard_key(claim.supervisor_id, claim.call_id))
+    await attempts_changed(org_id=claim.organization_id, call_id=claim.call_id)
+    if hung_up:
+        message = _LEFT_WORDS[claim.how].format(phone=claim.phone)
+    else:
+        # 204: VoipNow had no leg of the phone in the call any more (it stopped ringing, or
+        # was hung up on the phone, a moment ago). The supervisor's wish holds all the same.
+        message = f"{claim.phone} was no longer on this call."
+    log.info("%s %s call %s from %s", user, claim.how, call_id, claim.phone)
+    return LeaveResult(
+        attempt_id=claim.attempt_id,
+        call_id=claim.call_id,
+        phone=claim.phone,
+        how=claim.how,
+        message=message,
     )

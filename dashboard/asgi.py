@@ -12,9 +12,9 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import re_path  # noqa: E402
 
+from dashboard.bounds import BoundedInput, StaticFiles, bounded  # noqa: E402
 from dashboard.hooks import hook_route  # noqa: E402
 from dashboard.origins import SameOriginOnly  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
@@ -31,14 +31,15 @@ def build_application(extra_websocket_routes: Sequence[Any] = ()) -> ProtocolTyp
                     # Static files are few and cached by browsers; serving them here keeps one
                     # process enough for a deployment. A fronting proxy may serve STATIC_ROOT.
                     # (django-stubs types the route's target as a view, not an ASGI app.)
-                    re_path(r"", ASGIStaticFilesHandler(django_asgi_app)),  # type: ignore[arg-type]
+                    re_path(r"", StaticFiles(django_asgi_app)),  # type: ignore[arg-type]
                 ]
             ),
             "websocket": SameOriginOnly(
-                AuthMiddlewareStack(URLRouter([*websocket_urlpatterns, *extra_websocket_routes]))
+                AuthMiddlewareStack(URLRouter([*extra_websocket_routes, *websocket_urlpatterns]))
             ),
         }
     )
 
 
-application = build_application()
+# Every request and socket passes the input bounds first (dashboard.bounds).
+application: BoundedInput = bounded(build_application())

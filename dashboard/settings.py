@@ -190,6 +190,14 @@ CALLBOARD_UAPI_MAX_PER_MINUTE = int(_env_float("CALLBOARD_UAPI_MAX_PER_MINUTE", 
 # Where VoipNow can reach this dashboard's hook endpoint.
 CALLBOARD_PUBLIC_URL = os.environ.get("CALLBOARD_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 CALLBOARD_HOOK_SECRET = os.environ.get("CALLBOARD_HOOK_SECRET") or _persistent_secret("hook-secret")
+# Call Events a second the hook passes on (in each daphne process) and the watcher refreshes
+# for (over all of them); past it, events are dropped and one poll of everything is made
+# instead. However many arrive, a call is refreshed at most four times a second.
+CALLBOARD_HOOK_MAX_PER_SECOND = int(_env_float("CALLBOARD_HOOK_MAX_PER_SECOND", 50))
+# Request bodies larger than this are refused with 413 before they are read: every route, the
+# hook included (it takes 64 KiB at most). Django's DATA_UPLOAD_MAX_MEMORY_SIZE still bounds
+# what a form may hold.
+CALLBOARD_MAX_BODY_BYTES = int(_env_float("CALLBOARD_MAX_BODY_BYTES", 1024 * 1024))
 # Leader lock of the watcher: another takes over within this many seconds of the active one
 # dying.
 CALLBOARD_WATCHER_LOCK_TTL = _env_float("CALLBOARD_WATCHER_LOCK_TTL", 6.0)

@@ -8,6 +8,8 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("calls/<str:call_id>/barge/", views.barge, name="barge"),
+    path("calls/<str:call_id>/cancel/", views.cancel_join, name="cancel_join"),
+    path("calls/<str:call_id>/leave/", views.leave, name="leave_call"),
     path("wallboard/<str:token>/", views.wallboard, name="wallboard"),
     path("queues/<str:queue>/today.csv", views.queue_today_csv, name="queue_today_csv"),
     path("audit/", views.audit, name="audit"),

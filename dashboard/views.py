@@ -17,7 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, Stream
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from calls import call_events, store
 from calls.audit import attempts_for, audit_reader, audit_rows, csv_rows, suggestions
@@ -33,7 +33,8 @@ from calls.selectors import (
     supervisor_of,
     wallboard_queues,
 )
-from calls.services import barge_in, modes_offered
+from calls.services import barge_in, leave_call, modes_offered
+from calls.supervising import on_call_now
 from dashboard.forms import AuditFilterForm, BargeForm
 from dashboard.version import page_version
 
@@ -101,7 +102,11 @@ async def barge(request: HttpRequest, call_id: str) -> HttpResponse:
         )
     except CallboardError as exc:
         return _refusal(request, exc)
-    return render(request, "calls/barge.html#result", {"ok": True, "message": result.message})
+    return render(
+        request,
+        "calls/barge.html#result",
+        {"ok": True, "message": result.message, "cancel_call_id": result.call_id},
+    )
 
 
 def _barge_dialog(request: HttpRequest, user: Any, call_id: str) -> HttpResponse:
@@ -127,6 +132,7 @@ def _barge_dialog(request: HttpRequest, user: Any, call_id: str) -> HttpResponse
             "reason_required": organization.reason_required,
             "reasons": organization.reason_choices,
             "default_view": agent.id if agent else "",
+            "on_call": on_call_now(call.organization_id, call.id, call.views),
         },
     )
 
@@ -246,3 +252,33 @@ async def audit_export(request: HttpRequest) -> HttpResponseBase:
     day = local_day(reader.time_zone, timezone.now())
     response["Content-Disposition"] = f'attachment; filename="audit-{day.isoformat()}.csv"'
     return response
+
+
+# ---- cancel and leave: the supervisor's own leg ----------------------------------------------
+
+
+@require_POST
+async def cancel_join(request: HttpRequest, call_id: str) -> HttpResponse:
+    """Cancel while the supervisor's phone rings (the dialog's Cancel, a row's Cancel)."""
+    return await _own_leg_hung_up(request, call_id)
+
+
+@require_POST
+async def leave(request: HttpRequest, call_id: str) -> HttpResponse:
+    """Leave a call the supervisor's phone joined (a row's Leave)."""
+    return await _own_leg_hung_up(request, call_id)
+
+
+async def _own_leg_hung_up(request: HttpRequest, call_id: str) -> HttpResponse:
+    # One service for both: whether the leg rang or had joined is VoipNow's to say, and the
+    # audit records which (a Cancel clicked as the phone was picked up is a leave).
+    user = await request.auser()
+    try:
+        result = await leave_call(user=user, call_id=call_id, uapi=uapi_client())
+    except CallboardError as exc:
+        return _refusal(request, exc)
+    return render(
+        request,
+        "calls/barge.html#result",
+        {"ok": True, "message": result.message, "leg_ended": True},
+    )

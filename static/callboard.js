@@ -668,3 +668,25 @@
     if (dialog && !dialog.isConnected) { returnFocus(dialog); }
   });
 })();
+
+// ---- Cancel and leave: the viewer's own leg ---------------------------------------------
+// A call's row is rendered once for every screen of the organization, so it carries a Cancel
+// or Leave button for each supervisor on the call, hidden. This shows the viewer's own: the
+// one whose data-supervisor is the username the page was rendered for (base.html). The
+// server checks that the leg is theirs all the same.
+(function () {
+  "use strict";
+
+  function showOwn() {
+    var who = document.querySelector("[data-username]");
+    var me = who ? who.dataset.username : "";
+    document.querySelectorAll("button.leave-btn[data-supervisor]").forEach(function (btn) {
+      btn.hidden = !me || btn.dataset.supervisor !== me;
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", showOwn);
+  // Rows arrive over the socket (swapped, or appended by the handler above) and by htmx.
+  document.addEventListener("htmx:wsAfterMessage", showOwn);
+  document.addEventListener("htmx:load", showOwn);
+})();

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from starlette.applications import Starlette
@@ -71,6 +71,17 @@ def _clear_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _empty_channel_layer() -> None:
+    """Each test starts with an empty in-process channel layer: a message one test left on a
+    channel (the watcher's, after a barge-in) must not reach the next test's reader."""
+    layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        # What its flush() does, without an event loop (a browser test's may be running).
+        layer.channels.clear()
+        layer.groups.clear()
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 Every request goes through ``UapiClient._request``, which sets explicit timeouts and an overall
 deadline and turns transport failures and non-2xx answers into ``calls.uapi.errors``; the OAuth
 token and its single retry are ``calls.uapi.auth.ClientCredentials``, the client's ``httpx.Auth``.
+Every path comes from ``calls.uapi.paths``, which refuses an id not of VoipNow's form
+(UapiInvalidId, a UapiRejected) before a request exists.
 """
 
 from __future__ import annotations
@@ -301,10 +303,12 @@ class UapiClient:
         ``totalResults`` 0 and no ``entry``, an empty collection wrapped in an array, or 400
         ``pc_phonecall_invalid`` (the BargeIn page's code for an id that is no call); 404 is
         taken the same way. All of them mean "ended", never "VoipNow is down". Raises
+        UapiInvalidId (a UapiRejected: nothing sent) for an id not of VoipNow's form,
         UapiUnavailable, UapiRejected (other codes) and UapiAuthError.
         """
+        path = paths.phone_call(user_id, extension, call_id)
         try:
-            _, body = await self._request("GET", paths.phone_call(user_id, extension, call_id))
+            _, body = await self._request("GET", path)
         except UapiAuthError:
             raise
         except UapiRejected as exc:
@@ -392,9 +396,10 @@ class UapiClient:
 
         Returns the UpdatedCall VoipNow answers (a 2xx whose JSON is not the documented
         shape is still an acceptance). Raises UapiRejected with the UAPI code when VoipNow
-        refuses it; UapiUnavailable when it could not be asked (``sent`` False: nothing
-        happened) or failed (5xx); UapiAnswerLost when the PUT went out and its answer was cut
-        off, late or not JSON: the phone may be ringing.
+        refuses it (UapiInvalidId, before sending, for a segment not of VoipNow's form);
+        UapiUnavailable when it could not be asked (``sent`` False: nothing happened) or failed
+        (5xx); UapiAnswerLost when the PUT went out and its answer was cut off, late or not
+        JSON: the phone may be ringing.
         """
         path = paths.phone_call(user_id, extension, call_id)
         _, body = await self._request("PUT", path, json=action.to_json(), paced=False)

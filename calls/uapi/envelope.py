@@ -75,10 +75,21 @@ def read_collection(body: Any, what: str) -> Collection:
     if not _is_envelope(body):
         return Collection(entries=(body,))
     entries = _entry_list(body.get("entry"), what)
-    total = body.get("totalResults")
     next_url = body.get("next")
     return Collection(
         entries=tuple(entries),
-        total=int(total) if isinstance(total, int | str) and str(total).isdigit() else None,
+        total=_count(body.get("totalResults")),
         next_url=str(next_url) if next_url else None,
     )
+
+
+def _count(value: Any) -> int | None:
+    """A count VoipNow sent as a number or a string of digits; None for anything else
+    (``isdigit`` alone takes "²", which is no number)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None

@@ -70,6 +70,25 @@ class UapiAuthError(UapiRejected):
     """The token was refused (401/403 ``access_denied``) or the app credentials are wrong."""
 
 
+class UapiInvalidId(UapiRejected):
+    """An id was not of the form VoipNow documents for its place in a URL (``..``, empty, a
+    slash, too long): refused before anything was sent. ``code`` is the one VoipNow answers for
+    that place (``pc_phonecall_invalid``, ``extension_invalid``, ...), so callers handle it as
+    VoipNow's own refusal; ``segment`` names the place (``phoneCallId``), ``value`` what was
+    given (shortened)."""
+
+    def __init__(self, *, segment: str, value: object, code: str) -> None:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        super().__init__(
+            f"{shown} is not a valid {segment}: nothing was sent to VoipNow.",
+            status=400,
+            code=code,
+            detail=f"{segment} refused before sending",
+        )
+        self.segment = segment
+        self.value = shown
+
+
 # What each UAPI error code means, in words a supervisor understands.
 CODE_WORDS: dict[str, str] = {
     ErrorCode.ACCESS_DENIED: "VoipNow refused Callboard's credentials",

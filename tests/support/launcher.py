@@ -61,12 +61,13 @@ def start_daphne(
     *,
     application: str = "dashboard.asgi:application",
     server: str = "daphne",
+    options: Sequence[str] = (),
     within: float = 30.0,
 ) -> subprocess.Popen[bytes]:
-    """A daphne process serving ``application`` on ``port``, ready once ``/healthz`` answers.
-    ``server`` is the module run: daphne itself, or ``dashboard.serve`` (daphne with the
-    redacted access log, as in production)."""
-    argv = [PYTHON, "-m", server, "-b", HOST, "-p", str(port), application]
+    """A daphne process serving ``application`` on ``port`` with daphne's ``options``, ready
+    once ``/healthz`` answers. ``server`` is the module run: daphne itself, or
+    ``dashboard.serve`` (daphne with the redacted access log, as in production)."""
+    argv = [PYTHON, "-m", server, "-b", HOST, "-p", str(port), *options, application]
     proc = procs.start(name, argv, env, cwd=ROOT)
     procs.wait_ready(name, lambda: dashboard_ready(f"http://{HOST}:{port}"), within)
     return proc

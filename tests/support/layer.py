@@ -31,3 +31,15 @@ async def received(layer: Any, channel: str, quiet: float = 0.2) -> list[dict[st
             out.append(await asyncio.wait_for(layer.receive(channel), quiet))
         except TimeoutError:
             return out
+
+
+async def waiting_on(channel: str) -> list[dict[str, Any]]:
+    """Take every message waiting on ``channel`` of the default layer (the in-memory layer
+    holds a message as soon as it is sent, and lives as long as the process)."""
+    layer = get_channel_layer()
+    out = []
+    while True:
+        try:
+            out.append(await asyncio.wait_for(layer.receive(channel), 0.005))
+        except TimeoutError:
+            return out

@@ -388,17 +388,34 @@ class PhoneCallActions(EmulatorBase):
     def delete_calls(
         self, context: Context, call_id: str | None, phone_number: str | None
     ) -> list[str]:
-        """Hang up calls (or one leg of them); the ids of the calls affected."""
+        """Hang up calls, or one party's part of them; the ids of the calls affected.
+
+        Without ``phoneNumber``, the URI's extension decides: ``@self`` or the extension a call
+        is charged to (its owner) ends the whole call; an extension that is only a party of
+        the call (an agent, a supervisor's phone that barged in) ends its own legs, and the
+        call goes on unless one of them was a side of the conversation itself. A call the
+        extension has no leg of is not affected (204 when none is). Unknown in the docs: what
+        a party's extension does; this is what "all calls owned by the extension" and 4PSA's
+        "the number involved in the phone call and the Extension are closed" suggest."""
         if call_id is not None:
             call = self.calls.get(call_id)
             calls = [call] if call is not None and self.involves(call, context) else []
         else:
             calls = self.visible_calls(context)
         if phone_number is None:
+            party = context.extension
+            affected: list[str] = []
             for call in calls:
-                self._end_call(call)
-            return [c.id for c in calls]
-        affected: list[str] = []
+                if party is None or party == call.extension:
+                    self._end_call(call)
+                    affected.append(call.id)
+                    continue
+                legs = [v for v in call.views.values() if (v.device or v.extension) == party]
+                if legs:
+                    self._hang_up_legs(call, legs)
+                    affected.append(call.id)
+            return affected
+        affected = []
         for call in calls:
             legs = [
                 v
@@ -408,17 +425,26 @@ class PhoneCallActions(EmulatorBase):
             if not legs:
                 continue
             affected.append(call.id)
-            # The caller of a queue call or the source of a simple call leaving ends it.
-            if any(
-                v.role in ("caller", "source") or (v.role == "agent" and v.answered) for v in legs
-            ):
-                self._end_call(call)
-                continue
-            for view in legs:
-                self._drop_view(call, view, "ANSWER" if view.answered else "CANCEL")
-            self._dispatch_all(call.organization_id)
+            self._hang_up_legs(call, legs)
         if not affected and calls:
             raise bad_request(
                 ErrorCode.PC_PHONENUMBER_INVALID, "Invalid phoneNumber. It is not in the call."
             )
         return affected
+
+    def _hang_up_legs(self, call: Call, legs: list[View]) -> None:
+        """End these legs of ``call``. A side of the conversation leaving (the caller of a
+        queue call, the source of a simple call, an agent or a destination that answered)
+        ends the call; any other leg (a ringing agent, a supervisor's phone ringing or
+        joined) leaves and the call goes on."""
+        if any(
+            v.role in ("caller", "source") or (v.role in ("agent", "destination") and v.answered)
+            for v in legs
+        ):
+            self._end_call(call)
+            return
+        for view in legs:
+            if view.role == "agent" and view.device == call.offered_to:
+                call.offered_to = None  # offered to another agent below
+            self._drop_view(call, view, "ANSWER" if view.answered else "CANCEL")
+        self._dispatch_all(call.organization_id)

@@ -152,6 +152,7 @@ class Command(BaseCommand):
         from calls.connection import uapi_client
         from calls.live import watch
         from dashboard.asgi import application
+        from dashboard.bounds import MAX_SOCKET_MESSAGE
         from dashboard.hooks import hook_url
 
         stop = asyncio.Event()
@@ -183,6 +184,9 @@ class Command(BaseCommand):
             endpoints=build_endpoint_description_strings(host=host, port=port),
             signal_handlers=True,
             action_logger=None,
+            # The page sends nothing: daphne refuses larger messages itself (dashboard.bounds).
+            websocket_max_message_size=MAX_SOCKET_MESSAGE,
+            websocket_max_frame_size=MAX_SOCKET_MESSAGE,
         ).run()
         # Sockets still open at Ctrl-C leave their tasks on the loop; finish them here rather
         # than let the interpreter collect them half-done at exit.

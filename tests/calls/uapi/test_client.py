@@ -1,6 +1,6 @@
 """The client when VoipNow misbehaves: the emulator in process (httpx.ASGITransport) with its
-fault injection, and on a real port where a timeout has to be real. Also its OAuth token, its
-resource paths and the ``parse`` hook of its listings."""
+fault injection, and on a real port where a timeout has to be real. Also its OAuth token and
+the ``parse`` hook of its listings (its resource paths: test_paths.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from calls.uapi import paths
 from calls.uapi.auth import ClientCredentials
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator
@@ -390,38 +389,6 @@ def test_the_token_flow_refuses_a_sync_client() -> None:
     never = httpx.MockTransport(lambda request: httpx.Response(500))
     with httpx.Client(auth=auth, transport=never) as client, pytest.raises(RuntimeError):
         client.get(f"{EMULATOR_URL}/uapi/phoneCalls/@me/@self")
-
-
-# ---------------------------------------------------------------------------- paths
-
-
-@pytest.mark.parametrize(
-    ("path", "expected"),
-    [
-        (paths.phone_calls("@me", "@self"), "/uapi/phoneCalls/@me/@self"),
-        (paths.phone_calls("u 1/2", "0001*2@a"), "/uapi/phoneCalls/u%201%2F2/0001*2@a"),
-        (
-            paths.phone_call("@owner", "0001*201", "c/1?#"),
-            "/uapi/phoneCalls/@owner/0001*201/c%2F1%3F%23",
-        ),
-        (paths.simple_calls("@me"), "/uapi/phoneCalls/@me/simple"),
-        (paths.simple_calls("a/b"), "/uapi/phoneCalls/a%2Fb/simple"),
-        (
-            paths.call_events("@me", "0001*100"),
-            "/uapi/extensions/@me/0001*100/phoneCallEvents",
-        ),
-        (
-            paths.call_events("@me", "0001 100"),
-            "/uapi/extensions/@me/0001%20100/phoneCallEvents",
-        ),
-        (
-            paths.call_event("@me", "0001*100", 2, "7 8/9"),
-            "/uapi/extensions/@me/0001*100/phoneCallEvents/2/7%208%2F9",
-        ),
-    ],
-)
-def test_paths_keep_star_and_at_and_percent_encode_the_rest(path: str, expected: str) -> None:
-    assert path == expected
 
 
 # ---------------------------------------------------------------------------- parse

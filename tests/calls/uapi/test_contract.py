@@ -432,3 +432,43 @@ async def test_call_events_are_posted_form_encoded_with_the_phone_call_id(
     await made.remove_call_events()
     left = await voipnow.list_call_events(user_id=contract_target.user_id, extension=made.extension)
     assert not [e for e in left if path in e.url]
+
+
+# ---------------------------------------------------------------- Delete PhoneCalls: one leg
+
+
+@pytest.mark.every_voipnow
+async def test_deleting_with_the_phone_that_barged_in_hangs_up_only_its_leg(
+    voipnow: UapiClient, made: Made, contract_target: Target
+) -> None:
+    """How a supervisor leaves: Delete PhoneCalls with their phone as the URI's extension and
+    the call's id ends that phone's part; the conversation goes on. A second time, the phone
+    has no part in the call: 204."""
+    target = contract_target
+    target.need(CONTRACT_SEND_CALL_TO=target.send_call_to)
+    phone = target.send_call_to
+    assert phone is not None
+    call = await made.call()
+    await made.answered(call.id)
+    own = await made.own_view(call.id)
+    await barge_from_target_phone(voipnow, made, target, call.id, own.id)
+
+    async def joined() -> PhoneCallView | None:
+        view = await barge_view(made, call.id, phone)
+        return view if view is not None and view.status == ViewStatus.ON_CALL else None
+
+    await eventually(joined, target=target, what="the barge-in view on call")
+
+    assert await voipnow.hang_up(call_id=call.id, user_id=target.user_id, extension=phone)
+
+    async def left() -> PhoneCall | None:
+        now = await made.current(call.id)
+        assert now is not None, "the whole call ended"
+        return now if await barge_view(made, call.id, phone) is None else None
+
+    after = await eventually(left, target=target, what="the barge-in leg gone")
+    still = after.view(own.id)
+    assert still is not None
+    assert still.status == ViewStatus.ON_CALL
+    assert not await voipnow.hang_up(call_id=call.id, user_id=target.user_id, extension=phone)
+    assert await made.current(call.id) is not None

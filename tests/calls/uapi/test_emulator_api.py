@@ -397,6 +397,81 @@ async def test_delete_with_a_phone_number_hangs_up_only_that_leg(
     assert sorted(views) == ["00", "01"]
 
 
+async def barged(
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str], *, answers: bool
+) -> dict[str, Any]:
+    """A queue call answered by 0001*201 with Alice's 0001*024 barging in on it, ringing
+    (``answers=False``) or joined."""
+    call = await new_call(http, autoAnswer=False)
+    await http.post(f"/_emulator/calls/{call['id']}/answer", json={"agent": "0001*201"})
+    emulator.set_phone("0001*024", answers=answers, pickup_delay=0.01)
+    put = await http.put(
+        f"/uapi/phoneCalls/@me/0001*201/{call['id']}",
+        json={"action": "BargeIn", "sendCallTo": "0001*024", "phoneCallViewId": "01"},
+        headers=auth,
+    )
+    assert put.status_code == 202, put.text
+    if answers:
+        await wait_until(
+            lambda: emulator.calls[call["id"]].views["02"].status == 5, what="the barge joined"
+        )
+    return call
+
+
+@pytest.mark.parametrize("answers", [True, False], ids=["joined", "ringing"])
+async def test_delete_with_a_party_s_extension_ends_only_its_legs(
+    answers: bool, emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    call = await barged(emulator, http, auth, answers=answers)
+
+    response = await http.delete(f"/uapi/phoneCalls/@me/0001*024/{call['id']}", headers=auth)
+
+    assert response.status_code == 200
+    assert response.json() == [{"id": call["id"]}]
+    live = emulator.calls[call["id"]]
+    assert sorted(live.views) == ["00", "01"]
+    assert all(v.status == 5 for v in live.views.values())
+    assert not emulator.is_busy("0001*024")
+    assert emulator.rings[0]["outcome"] == ("answered" if answers else "cancelled")
+    again = await http.delete(f"/uapi/phoneCalls/@me/0001*024/{call['id']}", headers=auth)
+    assert again.status_code == 204
+    assert call["id"] in emulator.calls
+
+
+async def test_delete_with_an_extension_that_has_no_leg_in_the_call_is_204(
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    call = await barged(emulator, http, auth, answers=True)
+    response = await http.delete(f"/uapi/phoneCalls/@me/0001*025/{call['id']}", headers=auth)
+    assert response.status_code == 204
+    assert sorted(emulator.calls[call["id"]].views) == ["00", "01", "02"]
+
+
+async def test_delete_with_the_answered_agent_s_extension_ends_the_conversation(
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    call = await barged(emulator, http, auth, answers=True)
+    response = await http.delete(f"/uapi/phoneCalls/@me/0001*201/{call['id']}", headers=auth)
+    assert response.json() == [{"id": call["id"]}]
+    assert call["id"] not in emulator.calls
+    assert not emulator.is_busy("0001*024")
+
+
+async def test_delete_with_a_ringing_agent_s_extension_offers_the_call_to_another(
+    emulator: Emulator, http: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    emulator.set_phone("0001*201", answers=False)
+    call = await new_call(http)
+    assert emulator.calls[call["id"]].offered_to == "0001*201"
+
+    response = await http.delete(f"/uapi/phoneCalls/@me/0001*201/{call['id']}", headers=auth)
+
+    assert response.status_code == 200
+    live = emulator.calls[call["id"]]
+    assert live.offered_to not in (None, "0001*201")
+    assert [v.device for v in live.views.values() if v.role == "agent"] == [live.offered_to]
+
+
 # --------------------------------------------------------------------------- QueueAgents, presence
 
 
