@@ -135,10 +135,6 @@ def shown(page: Page) -> list[str]:
     return list(page.evaluate(SHOWN_IDS))
 
 
-def focused_id(page: Page) -> str:
-    return str(page.evaluate("document.activeElement.id"))
-
-
 def expect_focus(page: Page, element_id: str) -> None:
     """Wait until focus is on ``element_id``: a live update may replace the row just after a
     key is pressed, and the page then moves focus to the new row."""
