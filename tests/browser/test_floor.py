@@ -135,8 +135,14 @@ def shown(page: Page) -> list[str]:
     return list(page.evaluate(SHOWN_IDS))
 
 
-def focused_id(page: Page) -> str:
-    return str(page.evaluate("document.activeElement.id"))
+def expect_focus(page: Page, element_id: str) -> None:
+    """Wait until focus is on ``element_id``: a live update may replace the row just after a
+    key is pressed, and the page then moves focus to the new row."""
+    page.wait_for_function(
+        "(id) => document.activeElement !== null && document.activeElement.id === id",
+        arg=element_id,
+        timeout=5000,
+    )
 
 
 def assert_no_serious_violation(page: Page, where: str) -> None:
@@ -203,14 +209,14 @@ def test_a_supervisor_filters_searches_sorts_and_works_the_floor_from_the_keyboa
 
     # The keyboard: j and k move, and the row shows it.
     page.keyboard.press("j")
-    assert focused_id(page) == f"call-{waiting}"
+    expect_focus(page, f"call-{waiting}")
     row = page.locator(f"#call-{waiting}")
     expect(row).to_have_class(re.compile(r"\bcurrent\b"))
     assert row.evaluate("el => getComputedStyle(el).outlineStyle") == "solid"
     page.keyboard.press("ArrowDown")
-    assert focused_id(page) == f"call-{talking}"
+    expect_focus(page, f"call-{talking}")
     page.keyboard.press("k")
-    assert focused_id(page) == f"call-{waiting}"
+    expect_focus(page, f"call-{waiting}")
 
     page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name=re.compile(f"Join call {waiting}"))
@@ -221,7 +227,7 @@ def test_a_supervisor_filters_searches_sorts_and_works_the_floor_from_the_keyboa
         assert page.evaluate("document.activeElement.closest('dialog#barge-dialog') !== null")
     page.keyboard.press("Escape")
     expect(dialog).to_have_count(0)
-    assert focused_id(page) == f"call-{waiting}"
+    expect_focus(page, f"call-{waiting}")
 
     page.keyboard.press("Enter")
     expect(dialog).to_be_visible()
@@ -246,7 +252,7 @@ def test_a_supervisor_filters_searches_sorts_and_works_the_floor_from_the_keyboa
     assert page.evaluate("document.activeElement.closest('dialog') !== null")
     page.keyboard.press("Escape")
     expect(dialog).to_have_count(0)
-    assert focused_id(page) == f"call-{waiting}"
+    expect_focus(page, f"call-{waiting}")
     # The phone picks up and joins the call as one more leg, listening.
     expect(row.locator("li[data-view-id]")).to_have_count(2)
 

@@ -24,7 +24,7 @@ from tests.support import launcher
 from tests.support.ports import HOST, free_port
 from tests.support.processes import Processes
 
-HOOK_SECRET = "bounds-test-hook-secret-long-enough-for-settings"
+HOOK_SECRET = "bounds-test-hook-secret-of-32-or-more-characters"
 MB = 1024 * 1024
 BODY = 50 * MB
 # What daphne may grow by while refusing a 50 MB body: a few MB of buffers and answers.
