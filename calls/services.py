@@ -190,17 +190,24 @@ def _printable(value: str) -> str:
     return CONTROL_RE.sub(lambda found: _escaped(ord(found.group())), value)
 
 
+def _audited_mode(raw: str | None) -> str:
+    if not raw:
+        return BargeInAttempt.Mode.BARGE
+    return raw if raw in MODES else BargeInAttempt.Mode.LISTEN
+
+
 def _escaped(code: int) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _parse_mode(raw: str | None) -> str:
-    """The mode exactly as typed when it is one; nothing else is guessed, least of all an
-    audible barge for a value that is not one."""
+    """The mode exactly as typed when it is one. Left out (absent or empty), it is ``barge``:
+    the contract's default for the field, which is optional. Any other value is refused, never
+    guessed, least of all as an audible barge."""
+    if not raw:
+        return BargeInAttempt.Mode.BARGE
     if raw in MODES:
         return str(raw)
-    if not raw:
-        raise BadInput(_MODE_WORDS)
     raise BadInput(f'{_MODE_WORDS} "{_printable(raw)[:24]}" is not one of them.')
 
 
@@ -303,9 +310,9 @@ def _check(user: Any, request: _Request) -> _Checked:
     attempt = BargeInAttempt(
         user=user if getattr(user, "is_authenticated", False) else None,
         username=getattr(user, "username", "") or "",
-        # The mode column holds a mode: one that is not is recorded as listen, the quietest,
-        # and the refusal's message quotes what was typed.
-        mode=request.mode if request.mode in MODES else BargeInAttempt.Mode.LISTEN,
+        # The mode column holds a mode: left out it is the default, barge; a value that is no
+        # mode is recorded as listen, the quietest, and the refusal's message quotes it.
+        mode=_audited_mode(request.mode),
         address=_parse_address(request.address),
         **BargeInAttempt.clipped(**{name: _printable(value) for name, value in typed.items()}),
     )
@@ -564,6 +571,8 @@ async def barge_in(
     VoipNowRejected with the UAPI code, VoipNowUnavailable (502, or 504 on a timeout) when
     VoipNow could not be reached, failed, or lost its answer (then the phone may ring).
     """
+    # The field is optional: left out, the mode is the contract's default, barge.
+    mode = mode or BargeInAttempt.Mode.BARGE
     request = _Request(
         call_id, phone_call_view_id, send_call_to, caller_id, wait_for_pickup, mode, reason, address
     )

@@ -50,15 +50,15 @@ async def test_a_mode_that_is_not_one_is_refused_and_audited_as_the_quietest(
 
 
 @pytest.mark.parametrize("mode", ["", None])
-async def test_no_mode_is_refused_rather_than_taken_for_a_barge(
+async def test_a_mode_left_out_is_the_contracts_default_barge(
     mode: str | None, alice: User, emulator: Emulator, call: AnsweredCall, uapi: UapiClient
 ) -> None:
-    exc = await refused(BadInput, uapi, alice, call, mode=mode)
+    # DESIGN.md: ``mode`` is optional, ``barge`` the default. Left out is not invalid.
+    await ask(uapi, alice, call, mode=mode)
 
-    assert exc.message == "Choose listen, whisper or barge in."
-    assert emulator.rings == []
+    assert [r["action"] for r in emulator.rings] == ["BargeIn"]
     [row] = await attempts()
-    assert (row.mode, row.outcome) == ("listen", "refused")
+    assert (row.mode, row.outcome) == ("barge", "accepted")
 
 
 async def test_a_typed_mode_is_quoted_with_its_control_characters_written_out(
@@ -296,7 +296,7 @@ async def test_a_reason_of_500_characters_is_kept_whole(
 async def test_the_address_is_kept_when_it_is_one(
     address: str | None, kept: str | None, alice: User, call: AnsweredCall, uapi: UapiClient
 ) -> None:
-    await refused(BadInput, uapi, alice, call, mode="", address=address)
+    await refused(BadInput, uapi, alice, call, mode="shout", address=address)
     await ask(uapi, alice, call, mode="listen", address=address)
     assert [a.address for a in await attempts()] == [kept, kept]
 

@@ -43,7 +43,8 @@ VALID: dict[str, list[str]] = {
     "send_call_to": ["0001*024", "0001*025"],
     "caller_id": ["", "Quality Team <+3334444>", "A" * 196 + " <1>", "  Ann <1>  "],
     "wait_for_pickup": ["", "1", "600", " 25 "],
-    "mode": ["barge", "whisper", "listen"],
+    # Left out (empty), the mode is the contract's default, barge.
+    "mode": ["barge", "whisper", "listen", ""],
     # Valid or not by Acme's rule of the example.
     "reason": ["", "Coaching", "  Complaint  ", "x" * 500],
 }
@@ -52,7 +53,7 @@ PAST_THE_EDGE: dict[str, list[str]] = {
     "send_call_to": ["0001*201", "0001*100", "0002*024", ""],
     "caller_id": ["A" * 197 + " <1>", "Ann <1>\n", "Ann <1>\r", "Ann <1>\u2028"],
     "wait_for_pickup": ["601", "0", "+5", "1" * 5000],
-    "mode": ["", "Listen", "barge "],
+    "mode": ["Listen", "barge ", "\nbarge"],
     "reason": ["x" * 501, "Coaching\n", "Coach\x00ing"],
 }
 FIELDS = tuple(VALID)
@@ -152,7 +153,7 @@ def form_data(example: Posted) -> QueryDict:
 def check_accepted(example: Posted, ring: dict[str, Any], row: BargeInAttempt, call: Any) -> None:
     """Every field of an accepted request is valid, and is what the supervisor typed."""
     typed = {name: value or "" for name, value in example.fields.items()}
-    mode = typed["mode"]
+    mode = typed["mode"] or "barge"
     assert RIGHTS.get(mode) in example.rights
     assert ring["action"] == ACTIONS[mode]
     assert ring["sendCallTo"] == typed["send_call_to"] in ALICES_PHONES

@@ -123,8 +123,7 @@ async def test_barging_in_over_http_answers_the_ringing_phone(
         ({"send_call_to": "0001*024", "caller_id": "A" * 201 + " <1>"}, 400, "at most 200"),
         ({"send_call_to": "0001*024", "caller_id": "Ann <1>\r\nX"}, 400, "one line"),
         ({"send_call_to": "0001*024", "mode": "shout"}, 400, "Choose listen, whisper or barge in"),
-        ({"send_call_to": "0001*024", "mode": ""}, 400, "Choose listen, whisper or barge in"),
-        ({"send_call_to": "0001*024", "mode": None}, 400, "Choose listen, whisper or barge in"),
+        ({"send_call_to": "0001*024", "mode": "barge\n"}, 400, "Choose listen, whisper or barge"),
     ],
 )
 async def test_bad_input_gets_a_fragment_that_says_why(
