@@ -12,21 +12,9 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.demo import ROOT, TRACK_PAGE, Demo, chromium, running_demo
+from tests.browser.demo import ROOT, TRACK_PAGE, Demo
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def demo(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    with running_demo(tmp_path_factory.mktemp("callboard-var")) as running:
-        yield running
 
 
 @pytest.fixture

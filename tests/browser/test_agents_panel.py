@@ -11,9 +11,7 @@ from tests.browser import test_live_calls as live_page
 from tests.browser.demo import Demo, _http
 from tests.browser.test_live_calls import log_in
 
-# The live page's fixtures: Chromium, a demo for this module, a fresh page per test.
-browser = live_page.browser
-demo = live_page.demo
+# Chromium and a demo for this module come from conftest; the live page's fresh page per test.
 page = live_page.page
 
 pytestmark = pytest.mark.browser

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
-from tests.browser.demo import ACME_SALES, TRACK_PAGE, Demo, chromium, running_demo
+from tests.browser.demo import ACME_SALES, TRACK_PAGE, Demo
 
 pytestmark = pytest.mark.browser
 
@@ -25,18 +25,6 @@ WATCH_VIOLATIONS = """
   }, true);
 })();
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def demo(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    with running_demo(tmp_path_factory.mktemp("callboard-csp")) as running:
-        yield running
 
 
 class Watched:

@@ -23,7 +23,6 @@ from tests.browser.demo import (
     TRACK_PAGE,
     Demo,
     _http,
-    chromium,
     running_demo,
 )
 from tests.browser.test_live_calls import log_in
@@ -57,12 +56,6 @@ RECORD_ALERTS = """
 SHOWN_IDS = """() => Array.from(document.querySelectorAll("#calls-body tr.call"))
   .filter(row => !row.hidden).map(row => row.id.slice("call-".length))"""
 SERIOUS = ("serious", "critical")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture(scope="module")

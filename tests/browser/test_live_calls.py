@@ -21,25 +21,11 @@ from tests.browser.demo import (
     README_SCREENSHOT,
     TRACK_PAGE,
     Demo,
-    chromium,
     running_demo,
 )
 from tests.support.ports import port_open
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def demo(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    # Asks for the browser first: without Chromium there is no point starting the demo.
-    with running_demo(tmp_path_factory.mktemp("callboard-var")) as running:
-        yield running
 
 
 @contextlib.contextmanager
