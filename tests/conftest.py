@@ -20,6 +20,7 @@ from calls.demo_data import seed
 from calls.live import Watcher
 from calls.uapi.client import UapiClient
 from calls.uapi.emulator import Emulator, create_app
+from tests.support.transport import EmulatorTransport
 
 EMULATOR_URL = "http://emulator.test"
 
@@ -122,6 +123,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def voipnow_version(request: pytest.FixtureRequest) -> int:
     """The VoipNow version the emulator plays: 5 unless the test is parametrized."""
     return int(getattr(request, "param", 5))
+
+
+@pytest.fixture
+def transport(emulator_app: Starlette) -> EmulatorTransport:
+    """The emulator in process, recording every request sent through it."""
+    return EmulatorTransport(emulator_app)
 
 
 @pytest.fixture

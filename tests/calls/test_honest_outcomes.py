@@ -35,11 +35,6 @@ PUT = {"path": "/uapi/phoneCalls", "method": "PUT"}
 
 
 @pytest.fixture
-async def transport(emulator_app: Starlette) -> EmulatorTransport:
-    return EmulatorTransport(emulator_app)
-
-
-@pytest.fixture
 async def client(transport: EmulatorTransport) -> AsyncIterator[UapiClient]:
     """A client on the emulator in process that records every request it sends."""
     async with UapiClient(EMULATOR_URL, "demo-app", "demo-secret", transport=transport) as uapi:

@@ -11,7 +11,6 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.test import AsyncClient
-from starlette.applications import Starlette
 
 from calls import services
 from calls.connection import use_uapi_client
@@ -31,11 +30,6 @@ PHONE = "0001*024"
 PRESENCE = f"/uapi/extensions/@me/{PHONE}/presence"
 NOT_REGISTERED = f"Your phone {PHONE} is not registered: is it on?"
 ON_A_CALL = f"Your phone {PHONE} is already on a call: hang up first."
-
-
-@pytest.fixture
-async def transport(emulator_app: Starlette) -> EmulatorTransport:
-    return EmulatorTransport(emulator_app)
 
 
 @pytest.fixture

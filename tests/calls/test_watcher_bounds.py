@@ -27,11 +27,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def transport(emulator_app: Any) -> EmulatorTransport:
-    return EmulatorTransport(emulator_app)
-
-
-@pytest.fixture
 async def client(transport: EmulatorTransport) -> AsyncIterator[UapiClient]:
     async with UapiClient(EMULATOR_URL, "demo-app", "demo-secret", transport=transport) as uapi:
         yield uapi

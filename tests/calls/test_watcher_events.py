@@ -34,11 +34,6 @@ async def shown_ids() -> set[str]:
 
 
 @pytest.fixture
-def transport(emulator_app: Any) -> EmulatorTransport:
-    return EmulatorTransport(emulator_app)
-
-
-@pytest.fixture
 async def client(transport: EmulatorTransport) -> AsyncIterator[UapiClient]:
     async with UapiClient(
         EMULATOR_URL,

@@ -168,11 +168,6 @@ async def test_past_the_events_a_second_allowed_one_poll_is_asked_for_and_the_re
 
 
 @pytest.fixture
-def transport(emulator_app: Any) -> EmulatorTransport:
-    return EmulatorTransport(emulator_app)
-
-
-@pytest.fixture
 async def watching(transport: EmulatorTransport, world: Any) -> AsyncIterator[Watcher]:
     async with UapiClient(EMULATOR_URL, "demo-app", "demo-secret", transport=transport) as uapi:
         watcher = Watcher(

@@ -169,11 +169,6 @@ def test_any_text_gives_a_refusal_or_a_path_that_goes_out_as_it_is(
 
 
 @pytest.fixture
-def transport(emulator_app: Any) -> EmulatorTransport:
-    return EmulatorTransport(emulator_app)
-
-
-@pytest.fixture
 async def recorded(transport: EmulatorTransport) -> Any:
     async with UapiClient(EMULATOR_URL, "demo-app", "demo-secret", transport=transport) as uapi:
         yield uapi
